@@ -1,0 +1,5 @@
+"""Allow ``python -m photoembed``."""
+
+from photoembed.launcher import main
+
+raise SystemExit(main())

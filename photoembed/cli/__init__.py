@@ -1,0 +1,1 @@
+"""The command-line front end: thin handlers over the library's services."""

@@ -1,0 +1,177 @@
+"""``add``, ``remove``, ``index`` and ``status``: the library's folders and keeping it up to date."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from photoembed.cli.output import emit_json, fail, human_bytes
+from photoembed.cli.progress import ProgressLine
+from photoembed.errors import Cancelled
+
+
+def register(subparsers: Any, bench_subparsers: Any) -> None:
+    add = subparsers.add_parser("add", help="add photo folders to the library")
+    add.add_argument("folders", nargs="+", type=Path, metavar="FOLDER")
+    add.set_defaults(handler=cmd_add)
+
+    remove = subparsers.add_parser("remove", help="forget a folder's photos (files are never touched)")
+    remove.add_argument("folder", type=Path, metavar="FOLDER")
+    remove.set_defaults(handler=cmd_remove)
+
+    index = subparsers.add_parser(
+        "index", help="bring the index up to date with every folder (Ctrl-C stops; the next run resumes)"
+    )
+    index.add_argument("--batch-size", type=int, default=16, help="photos per model batch (default 16)")
+    index.set_defaults(handler=cmd_index)
+
+    status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
+    status.set_defaults(handler=cmd_status)
+
+    from photoembed.bench.ingest import register_bench
+
+    register_bench(bench_subparsers)
+
+
+LibraryFactory = Callable[[], Any]
+
+
+def cmd_add(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    library = library_factory()
+    added = []
+    for folder in args.folders:
+        path = folder.expanduser()
+        if not path.is_dir():
+            return fail(f"{folder} is not a folder")
+        added.append(str(library.catalog.add_root(path).path))
+    if args.json:
+        emit_json({"added": added})
+    else:
+        for path in added:
+            print(f"Added {path}")
+        print("Run `photoembed index` to index the photos.")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    library = library_factory()
+    forgotten = library.catalog.remove_root(args.folder.expanduser())
+    if args.json:
+        emit_json({"removed": str(args.folder.expanduser().resolve()), "photos_forgotten": forgotten})
+    else:
+        print(f"Removed {args.folder} from the library ({forgotten} photos forgotten; no file was touched).")
+    return 0
+
+
+def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    library = library_factory()
+    if not library.catalog.roots():
+        return fail("the library has no folders yet; add one with `photoembed add FOLDER`")
+    if not library.model_available():
+        sys.stderr.write(
+            f"photoembed: no weights for model {library.settings.model}; photos are catalogued for duplicate "
+            "finding but not embedded for search. Get them with `photoembed model download` or "
+            "`photoembed model install FILE`.\n"
+        )
+    indexer = library.indexer(batch_size=args.batch_size)
+    progress = ProgressLine()
+    cancel = threading.Event()
+    try:
+        for step in indexer.sync(cancel=cancel):
+            if step.phase == "index":
+                progress.update(done=step.done, total=step.total, rate=step.rate, eta_s=step.eta_s,
+                                note=f"{step.failed} failed" if step.failed else "")
+            else:
+                progress.message(step.message)
+    except (KeyboardInterrupt, Cancelled):
+        progress.close()
+        sys.stderr.write("Stopped. Photos indexed so far are saved; run `photoembed index` to resume.\n")
+        return 130
+    progress.close()
+    report = indexer.report
+    if args.json:
+        emit_json(
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "moved": report.moved,
+                "removed": report.removed,
+                "embedded": report.embedded,
+                "failed": report.failed,
+                "offline_roots": [str(p) for p in report.offline_roots],
+                "model": indexer.model,
+            }
+        )
+    else:
+        print(
+            f"Done: {report.added} added, {report.updated} updated, {report.moved} moved or renamed, "
+            f"{report.removed} removed, {report.embedded} embedded."
+        )
+        if report.failed:
+            print(f"{report.failed} photos could not be read; `photoembed status` lists them with the reason.")
+        for root in report.offline_roots:
+            print(f"Folder not reachable, kept as it was: {root}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    library = library_factory()
+    model_installed = library.model_available()
+    model = library.settings.model if model_installed else None
+    counts = library.catalog.counts(library.settings.model if model_installed else None)
+    index_info: dict[str, Any] = library.vector_index.info(model) if model else {}
+    roots = []
+    for root in library.catalog.roots():
+        roots.append(
+            {
+                "path": str(root.path),
+                "protected": root.protected,
+                "online": root.path.is_dir(),
+                "photos": len(library.catalog.file_states(root.id)),
+            }
+        )
+    failures = [{"path": str(f.path), "reason": f.reason} for f in library.catalog.failures()]
+    status = {
+        "roots": roots,
+        "photos": counts["photos"],
+        "indexed": counts["embedded"] if model else counts["ok"],
+        "embedded": counts["embedded"],
+        "pending": counts["pending"] if model else counts["ok"],
+        "failed": failures,
+        "model": model,
+        "model_configured": library.settings.model,
+        "model_installed": model_installed,
+        "index": index_info,
+        "home": str(library.paths.data.parent),
+    }
+    if args.json:
+        emit_json(status)
+        return 0
+    print(f"Library folders ({len(roots)}):")
+    for root in roots:
+        flags = [] if root["online"] else ["offline"]
+        if root["protected"]:
+            flags.append("protected")
+        suffix = f"  [{', '.join(flags)}]" if flags else ""
+        print(f"  {root['path']}  {root['photos']} photos{suffix}")
+    print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
+    if model:
+        print(f"Model: {model} — {counts['embedded']} embedded, {counts['pending']} pending")
+        if index_info:
+            print(f"Search index: {index_info.get('kind', '?')}, {index_info.get('count', 0)} vectors, "
+                  f"{human_bytes(float(index_info.get('bytes', 0)))}")
+    else:
+        print(f"Model: {library.settings.model} is not installed — search is unavailable; "
+              "get it with `photoembed model download` or `photoembed model install FILE`.")
+    if failures:
+        print("Could not read:")
+        for failure in failures[:50]:
+            print(f"  {failure['path']}: {failure['reason']}")
+        if len(failures) > 50:
+            print(f"  … and {len(failures) - 50} more (use --json for all)")
+    return 0
+

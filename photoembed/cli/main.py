@@ -1,0 +1,93 @@
+"""``photoembed`` command line: argument parsing, logging set-up and dispatch to command modules.
+
+Each command module defines ``register(subparsers, bench_subparsers)``; its handlers take
+``(args, library_factory)`` and return an exit code. The library is opened only by commands that need it,
+so ``photoembed --help`` stays instant (no torch, no faiss, no SQLite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from photoembed import __version__
+from photoembed.cli.output import fail
+from photoembed.errors import KnownError
+
+logger = logging.getLogger(__name__)
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "photoembed.cli.library_cmds",
+)
+
+Handler = Callable[[argparse.Namespace, Callable[[], Any]], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="photoembed",
+        description=(
+            "Private, offline photo search and duplicate finder. Run without arguments to open the app."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"photoembed {__version__}")
+    parser.add_argument(
+        "--home",
+        metavar="DIR",
+        help="keep all of photoembed's data, cache and config under DIR (default: $PHOTOEMBED_HOME, "
+        "else the platform's folders)",
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output for scripts")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    bench = subparsers.add_parser("bench", help="benchmarks that print measured figures")
+    bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
+    for module_name in COMMAND_MODULES:
+        importlib.import_module(module_name).register(subparsers, bench_subparsers)
+    return parser
+
+
+def configure_logging(verbosity: int) -> None:
+    level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    configure_logging(args.verbose)
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 0
+
+    opened: list[Any] = []
+
+    def library_factory() -> Any:
+        from photoembed.config import Paths
+        from photoembed.library import Library
+
+        if not opened:
+            opened.append(Library(Paths.resolve(args.home)))
+        return opened[0]
+
+    try:
+        return handler(args, library_factory)
+    except KnownError as exc:
+        return fail(str(exc))
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        return 130
+    except BrokenPipeError:
+        # `photoembed search ... | head` closes stdout early; that is not an error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    finally:
+        for library in opened:
+            library.close()

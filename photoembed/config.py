@@ -1,0 +1,224 @@
+"""Where photoembed keeps its files, and the user's settings.
+
+All data, cache and config move together: ``--home DIR`` or ``PHOTOEMBED_HOME`` relocates the three as one
+unit (tests always use it); otherwise the platform's conventional directories are used (platformdirs).
+Settings are one typed dataclass, stored as JSON with a ``schema_version`` and upgraded by ordered steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from photoembed.errors import KnownError
+
+logger = logging.getLogger(__name__)
+
+APP_NAME = "photoembed"
+HOME_ENV = "PHOTOEMBED_HOME"
+DEFAULT_MODEL = "ViT-B-32/laion2b_s34b_b79k"
+
+DEFAULT_EXCLUDED_PATTERNS: tuple[str, ...] = (
+    ".thumbnails",
+    ".thumbs",
+    "@eaDir",
+    ".git",
+    ".svn",
+    ".hg",
+    "node_modules",
+    "$RECYCLE.BIN",
+    "System Volume Information",
+    ".Trash*",
+    ".Trashes",
+    ".Spotlight-V100",
+    ".fseventsd",
+    ".photoembed",
+    "__pycache__",
+    "lost+found",
+)
+
+DEFAULT_KEEPER_CRITERIA: tuple[str, ...] = (
+    "resolution",
+    "original_format",
+    "file_size",
+    "has_metadata",
+    "sharpness",
+    "older",
+    "shorter_path",
+)
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders photoembed writes to.
+
+    Attributes:
+        data: the catalog, vectors and the FAISS index.
+        cache: thumbnails and downloaded model weights (a ``CACHEDIR.TAG`` marks it).
+        config: ``settings.json``.
+    """
+
+    data: Path
+    cache: Path
+    config: Path
+
+    @classmethod
+    def resolve(cls, home: str | os.PathLike[str] | None = None) -> Paths:
+        """Paths for an explicit home, else ``$PHOTOEMBED_HOME``, else the platform defaults."""
+        chosen = home if home is not None else os.environ.get(HOME_ENV) or None
+        if chosen is not None:
+            root = Path(chosen).expanduser().resolve()
+            return cls(data=root / "data", cache=root / "cache", config=root / "config")
+        return cls(
+            data=Path(platformdirs.user_data_dir(APP_NAME, appauthor=False)),
+            cache=Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False)),
+            config=Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)),
+        )
+
+    @property
+    def catalog(self) -> Path:
+        return self.data / "catalog.sqlite3"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data / "index"
+
+    @property
+    def models(self) -> Path:
+        """Installed weights (copied from a local file) and their open_clip configs."""
+        return self.data / "models"
+
+    @property
+    def model_downloads(self) -> Path:
+        return self.cache / "models"
+
+    @property
+    def thumbnails(self) -> Path:
+        return self.cache / "thumbnails"
+
+    @property
+    def settings_file(self) -> Path:
+        return self.config / "settings.json"
+
+    def ensure(self) -> None:
+        """Create the folders, and mark the cache so that backup tools skip it."""
+        try:
+            for folder in (self.data, self.cache, self.config):
+                folder.mkdir(parents=True, exist_ok=True)
+            tag = self.cache / "CACHEDIR.TAG"
+            if not tag.exists():
+                tag.write_text(
+                    "Signature: 8a477f597d28d172789f06886806bc55\n"
+                    "# This file is a cache directory tag created by photoembed.\n"
+                    "# For information about cache directory tags, see https://bford.info/cachedir/\n",
+                    encoding="utf-8",
+                )
+        except OSError as exc:
+            raise KnownError(f"Cannot create photoembed's folders under {self.data.parent}: {exc}") from exc
+
+
+SETTINGS_SCHEMA_VERSION = 1
+
+
+@dataclass
+class Settings:
+    """User preferences. Every field has a default, so a missing file means "all defaults".
+
+    Attributes:
+        model: the embedding model, as ``ARCH/PRETRAINED_TAG`` (open_clip names).
+        excluded_patterns: folder or file name patterns (fnmatch) skipped while scanning.
+        include_hidden: index files and folders whose name starts with a dot.
+        similar_threshold: default CLIP cosine similarity for the "similar shots" tier.
+        similar_time_window_s: optional time window (seconds) for similar shots; 0 means no window.
+        keeper_criteria: the order in which keeper rules break ties.
+        threads: torch threads for the model; 0 picks one fewer than the CPU count (the UI keeps a core).
+        use_gpu: use CUDA or Apple MPS when present.
+    """
+
+    schema_version: int = SETTINGS_SCHEMA_VERSION
+    model: str = DEFAULT_MODEL
+    excluded_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDED_PATTERNS))
+    include_hidden: bool = False
+    similar_threshold: float = 0.92
+    similar_time_window_s: float = 0.0
+    keeper_criteria: list[str] = field(default_factory=lambda: list(DEFAULT_KEEPER_CRITERIA))
+    threads: int = 0
+    use_gpu: bool = True
+
+    def validate(self) -> None:
+        """Raise KnownError on out-of-range values (a hand-edited file, say)."""
+        if not 0.0 < self.similar_threshold <= 1.0:
+            raise KnownError(f"similar_threshold must be in (0, 1], not {self.similar_threshold}")
+        if self.threads < 0:
+            raise KnownError(f"threads must be 0 (automatic) or more, not {self.threads}")
+        unknown = set(self.keeper_criteria) - set(DEFAULT_KEEPER_CRITERIA)
+        if unknown:
+            raise KnownError(f"Unknown keeper criteria: {', '.join(sorted(unknown))}")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Each step upgrades the raw dict from version N to N+1. Steps are applied in order on a copy, so a
+# failing step leaves the stored file untouched.
+_SETTINGS_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def load_settings(paths: Paths) -> Settings:
+    """Read settings.json, upgrading old versions; defaults where the file is absent."""
+    path = paths.settings_file
+    if not path.exists():
+        return Settings()
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise KnownError(f"Cannot read settings from {path}: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise KnownError(f"Settings file {path} does not hold a JSON object")
+    version = int(raw.get("schema_version", 1))
+    if version > SETTINGS_SCHEMA_VERSION:
+        raise KnownError(
+            f"Settings file {path} was written by a newer photoembed (schema {version}); please upgrade"
+        )
+    upgraded = dict(raw)
+    while version < SETTINGS_SCHEMA_VERSION:
+        upgraded = _SETTINGS_MIGRATIONS[version](upgraded)
+        version += 1
+        upgraded["schema_version"] = version
+    known = {f.name for f in dataclasses.fields(Settings)}
+    ignored = set(upgraded) - known
+    if ignored:
+        logger.warning("Ignoring unknown settings in %s: %s", path, ", ".join(sorted(ignored)))
+    settings = Settings(**{k: v for k, v in upgraded.items() if k in known})
+    settings.validate()
+    return settings
+
+
+def save_settings(paths: Paths, settings: Settings) -> None:
+    """Write settings.json atomically (temp file + rename)."""
+    settings.validate()
+    paths.config.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(paths.settings_file, json.dumps(settings.to_json(), indent=2) + "\n")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file so that readers see the old or the new content, never a mix."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

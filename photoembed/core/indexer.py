@@ -1,0 +1,488 @@
+"""Bring the catalog, the vectors and the index up to date with the photo folders.
+
+:meth:`Indexer.sync` is a generator: it yields :class:`Progress` records and checks for cancellation at
+each one, so the CLI can draw a progress bar and the GUI can run it on its worker thread.
+
+The pipeline is bounded and batched. Decode-pool threads read each file once (hash, decode with DCT
+scaling, fingerprint, preprocess to the model's input); the calling thread, the only one that touches
+the model and writes the catalog, embeds full batches and commits each batch in one transaction with
+its photo rows. A crash loses at most the batch in flight. Files whose bytes are already known (renamed,
+moved, copied, or unchanged after a touch) are never decoded again.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+from PIL import Image
+
+from photoembed.config import Settings
+from photoembed.core.hashing import content_hash
+from photoembed.core.scanner import ScannedFile, ScanProblem, ScanRules, scan
+from photoembed.errors import Cancelled, KnownError
+from photoembed.imaging.decode import decode_photo
+from photoembed.imaging.fingerprint import fingerprint
+from photoembed.storage.catalog import Catalog
+from photoembed.storage.records import FileState, PhotoInfo, Root
+
+logger = logging.getLogger(__name__)
+
+FINGERPRINT_MIN_SIDE = 224  # without a model, decode just large enough for a robust perceptual hash
+
+
+class ImageEncoder(Protocol):
+    """What the indexer needs of the CLIP model (photoembed.ml.encoder.ClipEncoder)."""
+
+    name: str
+    image_size: int
+
+    def prepare(self, image: Image.Image) -> np.ndarray: ...
+
+    def encode_images(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+class DerivedIndex(Protocol):
+    """What the indexer needs of the vector index (photoembed.storage.vector_index.VectorIndex)."""
+
+    def refresh(self, model: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One step of a sync.
+
+    Attributes:
+        phase: "scan", "index" (reading, decoding, embedding), "finish" (deletions, vector index), "done".
+        done: items finished in this phase.
+        total: items in this phase (0 while still unknown).
+        rate: photos per second over the last few seconds.
+        eta_s: seconds left, when it can be estimated.
+        failed: photos that could not be read so far in this run.
+        message: one line for a status bar.
+    """
+
+    phase: str
+    done: int
+    total: int
+    rate: float = 0.0
+    eta_s: float | None = None
+    failed: int = 0
+    message: str = ""
+
+
+@dataclass
+class SyncReport:
+    """What a sync changed, filled in as it runs."""
+
+    added: int = 0
+    updated: int = 0
+    embedded: int = 0
+    moved: int = 0
+    removed: int = 0
+    failed: int = 0
+    offline_roots: list[Path] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Job:
+    root_id: int
+    path: str
+    existing: FileState | None
+
+
+@dataclass
+class _Result:
+    job: _Job
+    size: int = 0
+    mtime_ns: int = 0
+    content_hash: str | None = None
+    info: PhotoInfo | None = None
+    tensor: np.ndarray | None = None
+    needs_embedding: bool = False
+    error: str | None = None
+    vanished: bool = False
+
+
+class Indexer:
+    """Keeps the catalog true to the disk. Use from one thread: it owns the model and the writes.
+
+    Args:
+        catalog: the photo catalog.
+        settings: exclusion rules.
+        encoder: the CLIP image encoder, or None to catalog photos without embedding them (no weights).
+        vector_index: the derived FAISS index, refreshed at the end of a sync.
+        batch_size: photos per forward pass and per catalog transaction.
+        decode_workers: decode-pool threads (default: one per CPU core).
+    """
+
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        settings: Settings,
+        encoder: ImageEncoder | None,
+        vector_index: DerivedIndex | None,
+        batch_size: int = 16,
+        decode_workers: int | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.encoder = encoder
+        self.vector_index = vector_index
+        self.batch_size = max(1, batch_size)
+        self.decode_workers = decode_workers or max(1, os.cpu_count() or 1)
+        self.rules = ScanRules(tuple(settings.excluded_patterns), settings.include_hidden)
+        self.report = SyncReport()
+
+    @property
+    def model(self) -> str | None:
+        return self.encoder.name if self.encoder is not None else None
+
+    def sync(
+        self, *, paths: Iterable[Path] | None = None, cancel: threading.Event | None = None
+    ) -> Iterator[Progress]:
+        """Scan, ingest and clean up; yields progress. Raises Cancelled when ``cancel`` is set.
+
+        Args:
+            paths: only these files or folders (each inside a root), as a watcher reports them;
+                default: every root.
+            cancel: set it from any thread to stop at the next photo; committed batches are kept.
+        """
+        self.report = SyncReport()
+        scope = self._scope(paths)
+        jobs: list[_Job] = []
+        missing: dict[str, FileState] = {}
+        seen_problems: list[tuple[Root, ScanProblem]] = []
+        scanned = 0
+        for root, start in scope:
+            known = self.catalog.file_states(root.id, under=start)
+            if not root.path.is_dir():
+                logger.warning("Library folder %s is not reachable; keeping its photos until it is back", root.path)
+                self.report.offline_roots.append(root.path)
+                continue
+            if start is not None and not start.exists():
+                missing.update(known)
+                continue
+            for item in scan(root.path, rules=self.rules, start=start):
+                _check(cancel)
+                if isinstance(item, ScanProblem):
+                    recorded = known.pop(item.path, None)
+                    if recorded is None or recorded.state != "error":
+                        seen_problems.append((root, item))
+                    continue
+                scanned += 1
+                if scanned % 2000 == 0:
+                    yield Progress("scan", scanned, 0, message=f"Looking for photos… {scanned} found")
+                state = known.pop(item.path, None)
+                if state is None or _changed(state, item):
+                    jobs.append(_Job(root.id, item.path, state))
+            missing.update(known)
+        jobs.extend(self._pending_embeddings(jobs, missing))
+        yield Progress("scan", scanned, scanned, message=f"{scanned} photos found, {len(jobs)} to index")
+
+        if seen_problems:
+            with self.catalog.transaction():
+                for root, problem in seen_problems:
+                    self._record_problem(root, problem)
+        yield from self._ingest(jobs, missing, cancel)
+        yield Progress("finish", 0, 1, failed=self.report.failed, message="Updating the search index…")
+        self._drop_missing(missing)
+        if paths is None:
+            self.catalog.prune_embeddings()
+        if self.encoder is not None and self.vector_index is not None:
+            self.vector_index.refresh(self.encoder.name)
+        yield Progress("done", 1, 1, failed=self.report.failed, message=self._summary())
+
+    def run(self, **kwargs: object) -> SyncReport:
+        """Run :meth:`sync` to the end (scripts and tests)."""
+        for _ in self.sync(**kwargs):  # type: ignore[arg-type]
+            pass
+        return self.report
+
+    # -- scope --------------------------------------------------------------------------------------
+
+    def _scope(self, paths: Iterable[Path] | None) -> list[tuple[Root, Path | None]]:
+        roots = self.catalog.roots()
+        if paths is None:
+            return [(root, None) for root in roots]
+        scope: list[tuple[Root, Path | None]] = []
+        for raw in paths:
+            path = Path(os.path.abspath(raw))
+            owner = max(
+                (r for r in roots if path == r.path or r.path in path.parents),
+                key=lambda r: len(r.path.parts),
+                default=None,
+            )
+            if owner is None:
+                logger.debug("Ignoring %s: not inside a library folder", path)
+                continue
+            scope.append((owner, None if path == owner.path else path))
+        return _without_nested(scope)
+
+    def _pending_embeddings(self, jobs: Sequence[_Job], missing: dict[str, FileState]) -> list[_Job]:
+        """Readable photos with no vector for the current model (new model, or indexed without one)."""
+        if self.encoder is None:
+            return []
+        queued = {job.path for job in jobs}
+        by_path = {root.id: root for root in self.catalog.roots()}
+        pending = []
+        for state in self.catalog.pending_photos(self.encoder.name):
+            if state.path in queued or state.path in missing:
+                continue
+            root_id = self._root_id_of(state.path, by_path)
+            if root_id is not None:
+                pending.append(_Job(root_id, state.path, state))
+        return pending
+
+    @staticmethod
+    def _root_id_of(path: str, roots: dict[int, Root]) -> int | None:
+        as_path = Path(path)
+        for root_id, root in roots.items():
+            if root.path in as_path.parents:
+                return root_id
+        return None
+
+    # -- ingest -------------------------------------------------------------------------------------
+
+    def _ingest(
+        self, jobs: list[_Job], missing: dict[str, FileState], cancel: threading.Event | None
+    ) -> Iterator[Progress]:
+        total = len(jobs)
+        if total == 0:
+            return
+        missing_by_hash: dict[str, list[FileState]] = collections.defaultdict(list)
+        for state in missing.values():
+            if state.content_hash and state.state == "ok":
+                missing_by_hash[state.content_hash].append(state)
+        meter = _RateMeter()
+        done = 0
+        # Enough look-ahead that a batch is ready the moment the model is free, small enough to bound memory.
+        window = self.batch_size * 2 + self.decode_workers * 2
+        batch: list[_Result] = []
+        with _decode_pool(self.decode_workers) as pool:
+            pending: collections.deque[Future[_Result]] = collections.deque()
+            queue = iter(jobs)
+            for job in queue:
+                pending.append(pool.submit(self._read, job))
+                if len(pending) >= window:
+                    break
+            while pending:
+                _check(cancel)
+                result = pending.popleft().result()
+                next_job = next(queue, None)
+                if next_job is not None:
+                    pending.append(pool.submit(self._read, next_job))
+                batch.append(result)
+                if len(batch) >= self.batch_size or not pending:
+                    done += len(batch)
+                    self._commit(batch, missing, missing_by_hash)
+                    meter.add(len(batch))
+                    batch = []
+                    rate = meter.rate()
+                    yield Progress(
+                        "index",
+                        done,
+                        total,
+                        rate=rate,
+                        eta_s=(total - done) / rate if rate > 0 else None,
+                        failed=self.report.failed,
+                        message=f"Indexing {done}/{total}",
+                    )
+
+    def _read(self, job: _Job) -> _Result:
+        """Decode-pool thread: read once, hash, and decode only if these bytes are new to the catalog."""
+        result = _Result(job)
+        try:
+            with open(job.path, "rb") as handle:
+                stat_result = os.fstat(handle.fileno())
+                data = handle.read()
+        except FileNotFoundError:
+            result.vanished = True
+            return result
+        except OSError as exc:
+            result.error = f"cannot read file: {exc.strerror or exc}"
+            return result
+        result.size, result.mtime_ns = stat_result.st_size, stat_result.st_mtime_ns
+        result.content_hash = content_hash(data)
+        known = self.catalog.known_hash(result.content_hash, self.model)
+        if known is not None and (known[1] or self.encoder is None):
+            result.info = known[0]
+            return result
+        try:
+            encoder = self.encoder
+            decoded = decode_photo(
+                data,
+                name=os.path.basename(job.path),
+                min_side=encoder.image_size if encoder else FINGERPRINT_MIN_SIDE,
+                mtime=stat_result.st_mtime,
+            )
+            mark = fingerprint(decoded.image)
+            result.info = replace(decoded.info, phash=mark.phash, sharpness=mark.sharpness)
+            if encoder is not None:
+                result.tensor = encoder.prepare(decoded.image)
+                result.needs_embedding = True
+        except KnownError as exc:
+            result.error = str(exc)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            # Pillow raises these for malformed data the decoder did not classify; it is the photo's fault.
+            result.error = f"cannot decode image: {exc}"
+        return result
+
+    def _commit(
+        self,
+        batch: list[_Result],
+        missing: dict[str, FileState],
+        missing_by_hash: dict[str, list[FileState]],
+    ) -> None:
+        """Embed the batch and write it in one transaction (the calling thread owns model and writes)."""
+        to_embed = [r for r in batch if r.needs_embedding and r.tensor is not None]
+        vectors: np.ndarray | None = None
+        if to_embed and self.encoder is not None:
+            vectors = self.encoder.encode_images(np.stack([r.tensor for r in to_embed]))  # type: ignore[misc]
+        with self.catalog.transaction():
+            if vectors is not None and self.encoder is not None:
+                self.catalog.put_embeddings(
+                    self.encoder.name, ((r.content_hash or "", v) for r, v in zip(to_embed, vectors, strict=True))
+                )
+                self.report.embedded += len(to_embed)
+            for result in batch:
+                self._write(result, missing, missing_by_hash)
+            self.catalog.bump_generation()
+        for result in batch:
+            result.tensor = None
+
+    def _write(
+        self, result: _Result, missing: dict[str, FileState], missing_by_hash: dict[str, list[FileState]]
+    ) -> None:
+        job = result.job
+        if result.vanished:
+            if job.existing is not None:
+                self.catalog.delete_photos([job.existing.id])
+                self.report.removed += 1
+            return
+        if result.error is not None:
+            self.report.failed += 1
+            logger.info("Skipping %s: %s", job.path, result.error)
+            self.catalog.upsert_photo(
+                root_id=job.root_id, path=job.path, size=result.size, mtime_ns=result.mtime_ns,
+                content_hash=result.content_hash, error=result.error,
+            )
+            return
+        moved_from = self._take_moved(result, missing, missing_by_hash)
+        if moved_from is not None:
+            self.catalog.move_photo(
+                moved_from.id, root_id=job.root_id, new_path=job.path, size=result.size, mtime_ns=result.mtime_ns
+            )
+            self.report.moved += 1
+            return
+        self.catalog.upsert_photo(
+            root_id=job.root_id, path=job.path, size=result.size, mtime_ns=result.mtime_ns,
+            content_hash=result.content_hash, info=result.info,
+        )
+        if job.existing is None:
+            self.report.added += 1
+        elif not (job.existing.content_hash == result.content_hash and job.existing.state == "ok"):
+            self.report.updated += 1
+
+    @staticmethod
+    def _take_moved(
+        result: _Result, missing: dict[str, FileState], missing_by_hash: dict[str, list[FileState]]
+    ) -> FileState | None:
+        """A new path with the bytes of a vanished one is that photo, renamed or moved: keep its row."""
+        if result.job.existing is not None or result.content_hash is None:
+            return None
+        candidates = missing_by_hash.get(result.content_hash)
+        if not candidates:
+            return None
+        state = candidates.pop()
+        missing.pop(state.path, None)
+        return state
+
+    def _record_problem(self, root: Root, problem: ScanProblem) -> None:
+        self.report.failed += 1
+        self.catalog.upsert_photo(
+            root_id=root.id, path=problem.path, size=0, mtime_ns=0, content_hash=None, error=problem.reason
+        )
+
+    def _drop_missing(self, missing: dict[str, FileState]) -> None:
+        if not missing:
+            return
+        with self.catalog.transaction():
+            self.catalog.delete_photos(state.id for state in missing.values())
+            self.catalog.bump_generation()
+        self.report.removed += len(missing)
+
+    def _summary(self) -> str:
+        r = self.report
+        parts = [f"{r.added} added", f"{r.updated} updated", f"{r.moved} moved", f"{r.removed} removed"]
+        if r.failed:
+            parts.append(f"{r.failed} could not be read")
+        if r.offline_roots:
+            parts.append(f"{len(r.offline_roots)} folder(s) offline")
+        return ", ".join(parts)
+
+
+def _changed(state: FileState, item: ScannedFile) -> bool:
+    return state.size != item.size or state.mtime_ns != item.mtime_ns
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("indexing was cancelled")
+
+
+def _without_nested(scope: list[tuple[Root, Path | None]]) -> list[tuple[Root, Path | None]]:
+    """Drop paths already covered by a broader path of the same root (a folder and a file in it)."""
+    result: list[tuple[Root, Path | None]] = []
+    for root, start in sorted(scope, key=lambda s: (s[0].id, len(s[1].parts) if s[1] else 0)):
+        covered = any(
+            r.id == root.id and (s is None or (start is not None and (start == s or s in start.parents)))
+            for r, s in result
+        )
+        if not covered:
+            result.append((root, start))
+    return result
+
+
+@contextlib.contextmanager
+def _decode_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photoembed-decode")
+    try:
+        yield pool
+    finally:
+        # On cancel or error, drop queued reads instead of finishing them.
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _RateMeter:
+    """Photos per second over a sliding window, so the ETA follows the current speed."""
+
+    def __init__(self, window_s: float = 10.0) -> None:
+        self.window_s = window_s
+        self.samples: collections.deque[tuple[float, int]] = collections.deque()
+        self.start = time.monotonic()
+
+    def add(self, count: int) -> None:
+        now = time.monotonic()
+        self.samples.append((now, count))
+        while self.samples and now - self.samples[0][0] > self.window_s:
+            self.samples.popleft()
+
+    def rate(self) -> float:
+        if not self.samples:
+            return 0.0
+        now = time.monotonic()
+        oldest = self.samples[0][0] if len(self.samples) > 1 else self.start
+        elapsed = max(now - oldest, 1e-6)
+        count = sum(c for _, c in self.samples) - (self.samples[0][1] if len(self.samples) > 1 else 0)
+        return count / elapsed

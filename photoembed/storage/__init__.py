@@ -1,0 +1,1 @@
+"""Persistence: the SQLite catalog (the source of truth) and the FAISS index derived from it."""

@@ -1,0 +1,68 @@
+"""Plain records read from and written to the catalog."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Root:
+    """A folder the user added to the library."""
+
+    id: int
+    path: Path
+    protected: bool
+
+
+@dataclass(frozen=True)
+class FileState:
+    """What the catalog knows of a file on disk, enough to tell whether it changed."""
+
+    id: int
+    path: str
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: str
+
+
+@dataclass(frozen=True)
+class PhotoInfo:
+    """Metadata of a photo, gathered at index time so that filters and keeper rules cost nothing later."""
+
+    format: str | None = None
+    width: int | None = None
+    height: int | None = None
+    taken: float | None = None
+    taken_from_exif: bool = False
+    has_gps: bool = False
+    phash: bytes | None = None
+    sharpness: float | None = None
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A catalog row."""
+
+    id: int
+    root_id: int
+    path: Path
+    size: int
+    mtime_ns: int
+    content_hash: str | None
+    state: str
+    error: str | None
+    info: PhotoInfo
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ok"
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A photo that could not be read, with the reason shown to the user."""
+
+    path: Path
+    reason: str

@@ -1,0 +1,54 @@
+"""The catalog's schema, as ordered step migrations.
+
+``PRAGMA user_version`` holds the schema version. Each step runs in one transaction with the version bump,
+so a crash or a failing step leaves the catalog at the previous version, never half-migrated. Append new
+steps at the end; never edit a released one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: roots, photos, embeddings keyed by content hash (so renames and identical copies share one).
+    """
+    CREATE TABLE roots (
+        id        INTEGER PRIMARY KEY,
+        path      TEXT    NOT NULL UNIQUE,
+        protected INTEGER NOT NULL DEFAULT 0,
+        added_at  REAL    NOT NULL
+    );
+    CREATE TABLE photos (
+        id              INTEGER PRIMARY KEY,
+        root_id         INTEGER NOT NULL REFERENCES roots(id) ON DELETE CASCADE,
+        path            TEXT    NOT NULL UNIQUE,
+        size            INTEGER NOT NULL,
+        mtime_ns        INTEGER NOT NULL,
+        content_hash    TEXT,
+        state           TEXT    NOT NULL CHECK (state IN ('ok', 'error')),
+        error           TEXT,
+        format          TEXT,
+        width           INTEGER,
+        height          INTEGER,
+        taken           REAL,
+        taken_from_exif INTEGER NOT NULL DEFAULT 0,
+        has_gps         INTEGER NOT NULL DEFAULT 0,
+        phash           BLOB,
+        sharpness       REAL,
+        indexed_at      REAL    NOT NULL
+    );
+    CREATE INDEX photos_by_hash ON photos(content_hash);
+    CREATE INDEX photos_by_root ON photos(root_id);
+    CREATE INDEX photos_by_taken ON photos(taken);
+    CREATE TABLE embeddings (
+        content_hash TEXT NOT NULL,
+        model        TEXT NOT NULL,
+        vector       BLOB NOT NULL,
+        PRIMARY KEY (content_hash, model)
+    ) WITHOUT ROWID;
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
