@@ -1,0 +1,104 @@
+"""The ingest pipeline with a real (tiny) open_clip model loaded through the local-weights path."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from photoembed.config import Paths, save_settings
+from photoembed.library import Library
+from photoembed.ml.models import ModelStore
+from tests.conftest import make_photo
+from tests.tiny_clip import write_tiny_model
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture
+def library(model_home: Path) -> Library:
+    lib = Library(Paths.resolve(model_home))
+    yield lib
+    lib.close()
+
+
+@pytest.fixture
+def photos(tmp_path: Path) -> Path:
+    for i in range(7):
+        make_photo(tmp_path / "photos" / f"{i}.jpg", seed=i)
+    return tmp_path / "photos"
+
+
+def test_every_photo_is_embedded_and_the_vectors_come_from_the_model(library: Library, photos: Path) -> None:
+    library.catalog.add_root(photos)
+    report = library.indexer(batch_size=3).run()
+    assert report.embedded == 7
+    model = library.settings.model
+    ids, vectors = library.catalog.vectors(model)
+    assert len(ids) == 7
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=2e-3)
+    # The stored vector is what the model gives for that photo through the decoder and preprocessing.
+    from photoembed.imaging.decode import decode_photo
+
+    encoder = library.encoder()
+    photo = library.catalog.photo_by_path(photos / "3.jpg")
+    assert photo is not None
+    decoded = decode_photo((photos / "3.jpg").read_bytes(), name="3.jpg", min_side=encoder.image_size, mtime=0)
+    expected = encoder.encode_images(encoder.prepare(decoded.image)[None])[0]
+    stored = vectors[list(ids).index(photo.id)]
+    assert float(stored @ expected) > 0.999
+    assert library.catalog.counts(model)["pending"] == 0
+
+
+def test_rename_does_not_reembed_and_modify_does(library: Library, photos: Path) -> None:
+    library.catalog.add_root(photos)
+    library.indexer().run()
+    os.rename(photos / "0.jpg", photos / "zero renamed.jpg")
+    shutil.copy(photos / "1.jpg", photos / "copy of 1.jpg")
+    report = library.indexer().run()
+    assert (report.moved, report.added, report.embedded) == (1, 1, 0)
+    make_photo(photos / "2.jpg", seed=77)
+    report = library.indexer().run()
+    assert (report.updated, report.embedded) == (1, 1)
+
+
+def test_photos_catalogued_without_a_model_are_embedded_once_it_is_installed(
+    home: Path, tiny_model: object, photos: Path, tmp_path: Path
+) -> None:
+    paths = Paths.resolve(home)
+    library = Library(paths)
+    try:
+        library.catalog.add_root(photos)
+        assert library.indexer().run().added == 7  # no weights: catalogued, not embedded
+        assert library.catalog.counts(library.settings.model)["embedded"] == 0
+        files = write_tiny_model(tmp_path / "weights")
+        library.settings.model = ModelStore(paths.models, paths.model_downloads).install(
+            files.weights_path, name=files.model_name, config=files.config_path
+        )
+        report = library.indexer().run()
+        assert (report.added, report.embedded) == (0, 7)
+    finally:
+        library.close()
+
+
+def test_changing_the_model_reembeds_and_models_never_mix(library: Library, photos: Path, tmp_path: Path) -> None:
+    library.catalog.add_root(photos)
+    library.indexer().run()
+    first = library.settings.model
+    other = write_tiny_model(tmp_path / "other", seed=1)
+    second = library.models.install(other.weights_path, name=other.model_name, config=other.config_path)
+    library.settings.model = second
+    save_settings(library.paths, library.settings)
+    fresh = Library(library.paths)
+    try:
+        assert fresh.catalog.counts(second)["pending"] == 7
+        assert fresh.indexer().run().embedded == 7
+        ids_a, vectors_a = fresh.catalog.vectors(first)
+        ids_b, vectors_b = fresh.catalog.vectors(second)
+        assert len(ids_a) == len(ids_b) == 7
+        assert not np.allclose(vectors_a, vectors_b, atol=1e-2)
+    finally:
+        fresh.close()
