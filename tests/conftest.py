@@ -9,6 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from photoembed.config import Paths, Settings, save_settings
+from photoembed.ml.encoder import ClipEncoder
+from photoembed.ml.models import ModelStore
+from tests.tiny_clip import TinyModel, write_tiny_model
+
 # Torch's OpenMP threads spin-wait by default; with several test processes or threads that starves the
 # others. Must be set before torch is first imported.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -31,6 +36,40 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("PHOTOEMBED_HOME", str(folder))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     return folder
+
+
+# -- the tiny open_clip model: built, installed and loaded once per session (torch import costs seconds) --
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
+    """The tiny model's weights and config files (not installed anywhere)."""
+    return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel) -> ModelStore:
+    """A store with the tiny model installed through the local-weights path. Do not modify it."""
+    root = tmp_path_factory.mktemp("tiny-store")
+    store = ModelStore(root / "models", root / "downloads")
+    store.install(tiny_model.weights_path, name=tiny_model.model_name, config=tiny_model.config_path)
+    return store
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder(tiny_store: ModelStore, tiny_model: TinyModel) -> ClipEncoder:
+    """The tiny model, both towers, on the CPU with one thread. Shared: do not unload it."""
+    return ClipEncoder.load(tiny_store, tiny_model.model_name, device="cpu", threads=1)
+
+
+@pytest.fixture
+def model_home(home: Path, tiny_model: TinyModel) -> Path:
+    """A private home with the tiny model installed through the local-weights path and selected."""
+    paths = Paths.resolve(home)
+    paths.ensure()
+    store = ModelStore(paths.models, paths.model_downloads)
+    name = store.install(tiny_model.weights_path, name=tiny_model.model_name, config=tiny_model.config_path)
+    save_settings(paths, Settings(model=name, threads=1))
+    return home
 
 
 def make_photo(path: Path, *, seed: int, size: tuple[int, int] = (320, 240), fmt: str | None = None) -> Path:

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from photoembed.config import Settings
-from photoembed.core.indexer import Indexer, Progress
+from photoembed.core.indexer import Indexer
 from photoembed.errors import Cancelled
 from photoembed.storage.catalog import Catalog
 from tests.conftest import make_photo
@@ -180,12 +180,14 @@ def test_cancel_keeps_committed_batches_and_the_next_sync_resumes(catalog: Catal
         make_photo(folder / f"{i:02d}.jpg", seed=100 + i, size=(96, 64))
     catalog.add_root(folder)
     cancel = threading.Event()
-    seen: list[Progress] = []
-    with pytest.raises(Cancelled):
+
+    def cancel_after_first_batch() -> None:
         for step in _indexer(catalog).sync(cancel=cancel):
-            seen.append(step)
             if step.phase == "index":
                 cancel.set()
+
+    with pytest.raises(Cancelled):
+        cancel_after_first_batch()
     committed = len(_paths(catalog, folder))
     assert 4 <= committed < 20
     report = _indexer(catalog).run()

@@ -1,0 +1,190 @@
+"""The CLIP encoder: photos and texts to L2-normalised vectors.
+
+Threading contract: :meth:`ClipEncoder.prepare` is a pure function of the image (PIL and numpy only) and may
+run in any number of decode threads at once. :meth:`~ClipEncoder.encode_images`,
+:meth:`~ClipEncoder.encode_texts` and :meth:`~ClipEncoder.unload` belong to one thread: the one that owns the
+model (the embedding thread, or the search thread for a text-only encoder).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PIL import Image
+
+from photoembed.ml.build import TOWERS, ModelSpec, load_model, load_tokenizer
+from photoembed.ml.preprocess import Preprocess
+from photoembed.ml.runtime import DeviceChoice, choose_device, configure_torch
+
+if TYPE_CHECKING:
+    import torch
+
+    from photoembed.ml.models import ModelStore
+
+logger = logging.getLogger(__name__)
+
+
+class ClipEncoder:
+    """A loaded open_clip model. Build it with :meth:`load`.
+
+    Attributes:
+        name: the model, ``ARCH/TAG``.
+        dim: the embedding size.
+        image_size: the side of the square model input (the height, for the rare non-square models).
+        device: ``"cpu"``, ``"cuda"`` or ``"mps"``.
+        towers: the towers that are loaded.
+    """
+
+    def __init__(
+        self,
+        *,
+        spec: ModelSpec,
+        model: torch.nn.Module,
+        tokenizer: Callable[[list[str]], torch.Tensor] | None,
+        device: DeviceChoice,
+        towers: frozenset[str],
+    ) -> None:
+        self.name = spec.name
+        self.dim = spec.embed_dim
+        self.preprocess = Preprocess.from_cfg(spec.preprocess_cfg)
+        self.image_size = self.preprocess.size[0]
+        self.device: str = device.device
+        self.towers = towers
+        self._half = device.half
+        self._model: torch.nn.Module | None = model
+        self._tokenizer = tokenizer
+
+    @classmethod
+    def load(
+        cls,
+        store: ModelStore,
+        name: str,
+        *,
+        device: str = "auto",
+        threads: int = 0,
+        towers: Iterable[str] = TOWERS,
+    ) -> ClipEncoder:
+        """Load model ``name`` from ``store``.
+
+        Args:
+            store: where the weights are.
+            name: ``ARCH/TAG``.
+            device: ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"`` or ``"mps"``.
+            threads: torch intra-op threads; 0 leaves one core for the UI and decoding.
+            towers: ``("image", "text")``, or ``("text",)`` for text search only (the image tower, most of
+                the model, is never read into memory), or ``("image",)`` for indexing.
+
+        Raises:
+            ModelUnavailableError: no weights for ``name``; the message says how to get them.
+            KnownError: the weights file is unreadable or does not fit the architecture.
+        """
+        wanted = frozenset(towers)
+        spec = store.spec(name)  # ModelUnavailableError before any torch import
+        configure_torch(threads)
+        choice = choose_device(device)
+        started = time.perf_counter()
+        model = load_model(spec, towers=wanted, device=choice.device)
+        tokenizer = load_tokenizer(spec) if "text" in wanted else None
+        logger.info(
+            "Loaded %s (%s) on %s in %.2f s",
+            name,
+            "+".join(sorted(wanted)),
+            choice.device,
+            time.perf_counter() - started,
+        )
+        return cls(spec=spec, model=model, tokenizer=tokenizer, device=choice, towers=wanted)
+
+    def prepare(self, image: Image.Image) -> np.ndarray:
+        """Turn a PIL image into the model input, float32 [3, S, S], exactly as open_clip would. Thread-safe."""
+        return self.preprocess(image)
+
+    def encode_images(self, batch: np.ndarray) -> np.ndarray:
+        """Embed a batch of prepared images (float32 [n, 3, S, S]) into float32 [n, dim], unit length."""
+        import torch
+
+        model = self._require("image")
+        if batch.ndim != 4 or batch.shape[1] != 3:
+            raise ValueError(f"expected a float32 [n, 3, S, S] batch, got shape {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        pixels = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32)).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            features = model.encode_image(pixels)
+            return self._to_numpy(features)
+
+    def encode_texts(self, texts: list[str]) -> np.ndarray:
+        """Embed texts into float32 [n, dim], unit length."""
+        import torch
+
+        model = self._require("text")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        assert self._tokenizer is not None  # loaded with the text tower
+        tokens = self._tokenizer(list(texts)).to(self.device)
+        with torch.inference_mode(), self._autocast():
+            features = model.encode_text(tokens)
+            return self._to_numpy(features)
+
+    def unload(self) -> None:
+        """Free the model's memory; the encoder cannot encode afterwards."""
+        if self._model is None:
+            return
+        self._model = None
+        self._tokenizer = None
+        gc.collect()
+        if self.device == "cuda":
+            import torch
+
+            torch.cuda.empty_cache()
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    def _require(self, tower: str) -> Any:
+        if self._model is None:
+            raise RuntimeError(f"{self.name} was unloaded")
+        if tower not in self.towers:
+            raise RuntimeError(f"{self.name} was loaded without its {tower} tower")
+        return self._model
+
+    def _autocast(self) -> contextlib.AbstractContextManager[object]:
+        import torch
+
+        if self._half:
+            # float16 matrix products on the GPU; autocast keeps LayerNorm and softmax in float32.
+            return torch.autocast(device_type=self.device, dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def _to_numpy(features: torch.Tensor) -> np.ndarray:
+        import torch
+
+        features = torch.nn.functional.normalize(features.float(), dim=-1)
+        return features.cpu().numpy().astype(np.float32, copy=False)
+
+
+def benchmark_model(encoder: ClipEncoder, *, batch_size: int, seconds: float = 5.0) -> float:
+    """Model-only throughput: prepared tensors straight into ``encode_images``, in images per second.
+
+    The inputs are random pixels (the speed of a forward pass does not depend on them); the first batch is
+    a warm-up and is not counted. At least two timed batches run, however short ``seconds`` is.
+    """
+    rng = np.random.default_rng(0)
+    size = encoder.preprocess.size
+    batch = rng.standard_normal((batch_size, 3, size[0], size[1]), dtype=np.float32)
+    encoder.encode_images(batch)
+    done = 0
+    started = time.perf_counter()
+    while True:
+        encoder.encode_images(batch)
+        done += batch_size
+        elapsed = time.perf_counter() - started
+        if elapsed >= seconds and done >= 2 * batch_size:
+            return done / elapsed

@@ -1,0 +1,243 @@
+"""ModelStore: the curated list, installing local weights, downloads (offline only: no network in tests)."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from photoembed.config import DEFAULT_MODEL
+from photoembed.errors import Cancelled, KnownError, ModelUnavailableError
+from photoembed.ml.encoder import ClipEncoder
+from photoembed.ml.models import KNOWN_MODELS, ModelStore, slug
+from tests.tiny_clip import TINY_MODEL_ARCH, TinyModel, write_tiny_model
+
+
+def test_list_shows_curated_models_missing(empty_store: ModelStore) -> None:
+    rows = empty_store.list()
+    assert [row.name for row in rows] == [model.name for model in KNOWN_MODELS]
+    assert [row.name for row in rows if row.default] == [DEFAULT_MODEL]
+    for row in rows:
+        assert not row.installed
+        assert row.weights is None
+        assert row.note
+
+
+def test_missing_weights_raise_model_unavailable(empty_store: ModelStore) -> None:
+    assert empty_store.weights_for(DEFAULT_MODEL) is None
+    with pytest.raises(ModelUnavailableError) as caught:
+        ClipEncoder.load(empty_store, DEFAULT_MODEL)
+    message = str(caught.value)
+    assert message.startswith(f"No weights for model {DEFAULT_MODEL}.")
+    assert f"photoembed model download {DEFAULT_MODEL}" in message
+    assert "photoembed model install FILE" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name", ["ViT-B-32", "ViT-B-32/", "/tag", "a/b/c", "../x"])
+def test_malformed_names_are_known_errors(empty_store: ModelStore, name: str) -> None:
+    with pytest.raises(KnownError, match="ARCH/TAG"):
+        empty_store.spec(name)
+
+
+@pytest.mark.model
+def test_curated_models_exist_in_open_clip() -> None:
+    from open_clip import get_model_config
+    from open_clip.pretrained import get_pretrained_cfg
+
+    for model in KNOWN_MODELS:
+        arch, tag = model.name.split("/")
+        assert get_model_config(arch) is not None, model.name
+        assert get_pretrained_cfg(arch, tag).get("hf_hub"), model.name
+
+
+@pytest.mark.model
+def test_install_lists_and_resolves(tiny_store: ModelStore, tiny_model: TinyModel) -> None:
+    row = next(row for row in tiny_store.list() if row.name == tiny_model.model_name)
+    assert row.installed
+    assert row.source == "installed"
+    assert not row.default
+    assert row.size == tiny_model.weights_path.stat().st_size
+    weights = tiny_store.weights_for(tiny_model.model_name)
+    assert weights == row.weights
+    assert weights is not None
+    assert weights.parent.parent == tiny_store.models_dir
+    manifest = json.loads((weights.parent / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["name"] == tiny_model.model_name
+    assert len(manifest["sha256"]) == 64
+    assert (weights.parent / "open_clip_config.json").is_file()
+
+
+@pytest.mark.model
+def test_install_names_custom_architecture_from_config(empty_store: ModelStore, tiny_model: TinyModel) -> None:
+    name = empty_store.install(tiny_model.weights_path, config=tiny_model.config_path)
+    arch, tag = name.split("/")
+    assert arch == TINY_MODEL_ARCH
+    assert tag.startswith("custom-")
+    assert len(tag) == len("custom-") + 12
+    assert empty_store.weights_for(name) is not None
+
+
+@pytest.mark.model
+def test_install_from_a_copied_model_folder_keeps_its_name(
+    tmp_path: Path, tiny_store: ModelStore, tiny_model: TinyModel
+) -> None:
+    copied = tiny_store.weights_for(tiny_model.model_name)
+    assert copied is not None
+    other = ModelStore(tmp_path / "other-models", tmp_path / "other-downloads")
+    assert other.install(copied) == tiny_model.model_name
+    assert other.spec(tiny_model.model_name).model_cfg["embed_dim"] == 32
+
+
+@pytest.mark.model
+def test_install_twice_replaces_the_weights(empty_store: ModelStore, tmp_path: Path, tiny_model: TinyModel) -> None:
+    name = empty_store.install(tiny_model.weights_path, name="photoembed-tiny/x", config=tiny_model.config_path)
+    second = write_tiny_model(tmp_path / "seed1", seed=1)
+    empty_store.install(second.weights_path, name=name, config=second.config_path)
+    weights = empty_store.weights_for(name)
+    assert weights is not None
+    assert weights.read_bytes() == second.weights_path.read_bytes()
+    assert [p.name for p in empty_store.models_dir.iterdir()] == [slug(name)]
+
+
+@pytest.mark.model
+def test_corrupt_weights_file_is_refused(empty_store: ModelStore, tmp_path: Path, tiny_model: TinyModel) -> None:
+    bad = tmp_path / "weights.pt"
+    bad.write_bytes(b"this is not a checkpoint" * 100)
+    with pytest.raises(KnownError, match="not a weights file photoembed can read"):
+        empty_store.install(bad, name="photoembed-tiny/bad", config=tiny_model.config_path)
+    assert not empty_store.models_dir.exists() or not any(empty_store.models_dir.iterdir())
+
+
+@pytest.mark.model
+def test_truncated_weights_file_is_refused(empty_store: ModelStore, tmp_path: Path, tiny_model: TinyModel) -> None:
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(tiny_model.weights_path.read_bytes()[:50_000])
+    with pytest.raises(KnownError, match="not a weights file"):
+        empty_store.install(truncated, name="photoembed-tiny/bad", config=tiny_model.config_path)
+
+
+@pytest.mark.model
+def test_weights_of_another_architecture_are_refused(empty_store: ModelStore, tiny_model: TinyModel) -> None:
+    with pytest.raises(KnownError, match="does not hold weights for the ViT-B-32 architecture"):
+        empty_store.install(tiny_model.weights_path, name="ViT-B-32/mine")
+
+
+@pytest.mark.model
+def test_unknown_architecture_needs_a_config(empty_store: ModelStore, tiny_model: TinyModel) -> None:
+    with pytest.raises(KnownError, match="no architecture called no-such-arch"):
+        empty_store.install(tiny_model.weights_path, name="no-such-arch/x")
+
+
+def test_unnamed_file_without_config_is_refused(empty_store: ModelStore, tmp_path: Path) -> None:
+    file = tmp_path / "open_clip_pytorch_model.bin"
+    file.write_bytes(b"\0" * 10)
+    with pytest.raises(KnownError, match="--model ARCH/TAG"):
+        empty_store.install(file)
+
+
+def test_missing_file_is_a_known_error(empty_store: ModelStore, tmp_path: Path) -> None:
+    with pytest.raises(KnownError, match="No weights file"):
+        empty_store.install(tmp_path / "nope.pt", name=DEFAULT_MODEL)
+
+
+@pytest.fixture
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Hugging Face Hub offline mode: the client refuses every request (it reads the flag at import)."""
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("offline")
+def test_download_offline_says_how_to_install(empty_store: ModelStore) -> None:
+    with pytest.raises(KnownError) as caught:
+        empty_store.download(DEFAULT_MODEL)
+    message = str(caught.value)
+    assert "cannot reach the model hub" in message
+    assert f"photoembed model install FILE --model {DEFAULT_MODEL}" in message
+    assert "\n" not in message
+    assert empty_store.weights_for(DEFAULT_MODEL) is None
+
+
+@pytest.mark.model
+@pytest.mark.usefixtures("offline")
+def test_download_uses_the_hub_cache(empty_store: ModelStore) -> None:
+    """A file already in the Hub cache is found through open_clip's pretrained entry, even offline."""
+    from open_clip.pretrained import get_pretrained_cfg
+
+    repo_id = get_pretrained_cfg(*DEFAULT_MODEL.split("/"))["hf_hub"].rstrip("/")
+    commit = "0" * 40
+    repo = empty_store.downloads_dir / "huggingface" / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(commit, encoding="utf-8")
+    cached = repo / "snapshots" / commit / "open_clip_pytorch_model.bin"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"x" * 1000)
+    seen: list[tuple[int, int]] = []
+
+    path = empty_store.download(DEFAULT_MODEL, progress=lambda done, total: seen.append((done, total)))
+
+    assert path == cached
+    assert seen[-1] == (1000, 1000)
+    assert empty_store.weights_for(DEFAULT_MODEL) == cached
+    row = next(row for row in empty_store.list() if row.name == DEFAULT_MODEL)
+    assert row.installed
+    assert row.source == "downloaded"
+    assert row.size == 1000
+
+
+@pytest.mark.model
+def test_download_unknown_tag(empty_store: ModelStore) -> None:
+    with pytest.raises(KnownError, match="no pretrained weights called ViT-B-32/nope"):
+        empty_store.download("ViT-B-32/nope")
+
+
+@pytest.mark.model
+def test_download_cancelled_before_start(empty_store: ModelStore) -> None:
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        empty_store.download(DEFAULT_MODEL, cancel=cancel)
+
+
+def test_download_progress_bar_forwards_bytes_and_cancels() -> None:
+    from photoembed.ml.models import _progress_bar_class
+
+    seen: list[tuple[int, int]] = []
+    cancel = threading.Event()
+    bar_class = _progress_bar_class(lambda done, total: seen.append((done, total)), cancel)
+    with bar_class(total=300, initial=100, unit="B", desc="weights") as bar:
+        bar.update(50)
+        bar.update(150)
+        cancel.set()
+        with pytest.raises(Cancelled):
+            bar.update(1)
+    assert seen == [(150, 300), (300, 300)]
+
+
+@pytest.mark.model
+def test_download_without_network_fails_fast(empty_store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy, no offline mode, and the Hub's host unreachable: one clear error, no retry loop."""
+    import huggingface_hub
+    import huggingface_hub.constants
+
+    from photoembed.ml import models
+
+    def unreachable(*args: object, **kwargs: object) -> None:
+        raise OSError("Name or service not known")
+
+    def must_not_be_called(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the Hub client was called although the Hub is unreachable")
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(models.socket, "create_connection", unreachable)
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", must_not_be_called)
+    with pytest.raises(KnownError, match="cannot reach the model hub"):
+        empty_store.download(DEFAULT_MODEL)
