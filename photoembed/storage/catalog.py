@@ -310,27 +310,47 @@ class Catalog:
             ((h, model, np.asarray(v, dtype=VECTOR_DTYPE).tobytes()) for h, v in items),
         )
 
-    def vectors(self, model: str, photo_ids: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """``(ids int64[n], vectors float32[n, d])`` of readable photos embedded with ``model``."""
+    def vectors(
+        self, model: str, photo_ids: Sequence[int] | None = None, *, dtype: np.dtype | type = np.float32
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids int64[n], vectors[n, d])`` of readable photos embedded with ``model``, ordered by id.
+
+        Args:
+            photo_ids: only these photos (default: all).
+            dtype: float16 returns the stored values without conversion: half the memory at a million
+                photos, where the index builder works in chunks anyway.
+        """
         sql = (
             "SELECT p.id, e.vector FROM photos p JOIN embeddings e "
             "ON e.content_hash = p.content_hash AND e.model = ? WHERE p.state = 'ok'"
         )
-        rows: list[tuple[int, bytes]] = []
         if photo_ids is None:
-            rows = self.db.execute(sql + " ORDER BY p.id", (model,)).fetchall()
+            batches = [self.db.execute(sql + " ORDER BY p.id", (model,))]
         else:
-            ids = [int(i) for i in photo_ids]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                rows += self.db.execute(
-                    sql + f" AND p.id IN ({','.join('?' * len(chunk))})", (model, *chunk)
-                ).fetchall()
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=np.float32)
-        ids_array = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-        matrix = np.frombuffer(b"".join(r[1] for r in rows), dtype=VECTOR_DTYPE).reshape(len(rows), -1)
-        return ids_array, matrix.astype(np.float32)
+            ids = sorted({int(i) for i in photo_ids})
+            batches = [
+                self.db.execute(
+                    sql + f" AND p.id IN ({','.join('?' * len(chunk))}) ORDER BY p.id", (model, *chunk)
+                )
+                for chunk in (ids[start : start + 500] for start in range(0, len(ids), 500))
+            ]
+        id_list: list[int] = []
+        blobs: list[bytes] = []
+        for cursor in batches:
+            for photo_id, blob in cursor:
+                id_list.append(photo_id)
+                blobs.append(blob)
+        if not id_list:
+            return np.zeros(0, dtype=np.int64), np.zeros((0, 0), dtype=dtype)
+        dim = len(blobs[0]) // VECTOR_DTYPE.itemsize
+        matrix = np.empty((len(blobs), dim), dtype=dtype)
+        for row, blob in enumerate(blobs):
+            matrix[row] = np.frombuffer(blob, dtype=VECTOR_DTYPE)
+        return np.asarray(id_list, dtype=np.int64), matrix
+
+    def embedding_models(self) -> list[str]:
+        """The models that have vectors in this catalog."""
+        return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM embeddings ORDER BY model")]
 
     def embedding_for_hash(self, model: str, content_hash: str) -> np.ndarray | None:
         row = self.db.execute(

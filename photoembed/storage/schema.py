@@ -49,6 +49,38 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     ) WITHOUT ROWID;
     """,
+    # 2 (dedup): "not duplicates" marks by content hash (renames keep them), folders protected from removal
+    # beyond protected roots, and the journal of every move to the trash (for undo).
+    """
+    CREATE TABLE dedup_not_duplicates (
+        hash_a  TEXT NOT NULL,
+        hash_b  TEXT NOT NULL,
+        created REAL NOT NULL,
+        PRIMARY KEY (hash_a, hash_b),
+        CHECK (hash_a <= hash_b)
+    ) WITHOUT ROWID;
+    CREATE TABLE dedup_protected (
+        path  TEXT PRIMARY KEY,
+        added REAL NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE dedup_batches (
+        id        INTEGER PRIMARY KEY,
+        created   REAL NOT NULL,
+        undone_at REAL
+    );
+    CREATE TABLE dedup_trash_journal (
+        id           INTEGER PRIMARY KEY,
+        batch_id     INTEGER NOT NULL REFERENCES dedup_batches(id),
+        path         TEXT    NOT NULL,
+        size         INTEGER NOT NULL,
+        mtime_ns     INTEGER NOT NULL,
+        content_hash TEXT,
+        kept_path    TEXT,
+        trashed_at   REAL    NOT NULL,
+        restored_at  REAL
+    );
+    CREATE INDEX dedup_trash_by_batch ON dedup_trash_journal(batch_id);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -263,7 +263,7 @@ class VectorIndex:
         # Read the generation before the vectors: if the catalog changes in between, the index is tagged
         # older than its content and is rebuilt again next time, never the other way round.
         generation = self.catalog.generation
-        ids, vectors = self.catalog.vectors(model)
+        ids, vectors = self.catalog.vectors(model, dtype=np.float16)
         logger.info("Building the %s index of %d vectors", model, len(ids))
         started = time.perf_counter()
         built = build_index(ids, vectors)
@@ -300,7 +300,7 @@ class VectorIndex:
         return _Loaded(meta, built.index)
 
     def _check_other_models(self, model: str) -> None:
-        others = [m for m in _embedding_models(self.catalog) if m != model]
+        others = [m for m in self.catalog.embedding_models() if m != model]
         if others:
             raise ModelMismatchError(
                 f"The library was indexed with {', '.join(others)}, but the loaded model is {model}; "
@@ -526,9 +526,3 @@ def _file_xxh3(path: Path) -> str:
         while block := handle.read(1 << 22):
             digest.update(block)
     return digest.hexdigest()
-
-
-def _embedding_models(catalog: Catalog) -> list[str]:
-    # Which models have vectors at all: tells "indexed with another model" from "not indexed yet".
-    rows = catalog.db.execute("SELECT DISTINCT model FROM embeddings ORDER BY model").fetchall()
-    return [str(r[0]) for r in rows]
