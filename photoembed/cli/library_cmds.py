@@ -12,6 +12,7 @@ from typing import Any
 from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
 from photoembed.errors import Cancelled
+from photoembed.watch.state import read_watch_state
 
 
 def register(subparsers: Any, bench_subparsers: Any) -> None:
@@ -135,6 +136,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
             }
         )
     failures = [{"path": str(f.path), "reason": f.reason} for f in library.catalog.failures()]
+    watcher = read_watch_state(library.paths)
+    watch_modes = {r["path"]: r for r in (watcher or {}).get("roots", [])}
+    for root in roots:
+        state = watch_modes.get(root["path"])
+        root["watch"] = None if state is None else {"mode": state["mode"], "reason": state.get("reason")}
     status = {
         "roots": roots,
         "photos": counts["photos"],
@@ -146,6 +152,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         "model_configured": library.settings.model,
         "model_installed": model_installed,
         "index": index_info,
+        "watcher": watcher,
         "home": str(library.paths.data.parent),
     }
     if args.json:
@@ -154,6 +161,8 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     print(f"Library folders ({len(roots)}):")
     for root in roots:
         flags = [] if root["online"] else ["offline"]
+        if root["watch"] is not None:
+            flags.append(f"watched: {root['watch']['mode']}")
         if root["protected"]:
             flags.append("protected")
         suffix = f"  [{', '.join(flags)}]" if flags else ""

@@ -216,3 +216,22 @@ def test_offline_root_keeps_its_photos(catalog: Catalog, photos: Path) -> None:
     assert report.removed == 0
     parked.rename(photos)
     assert _indexer(catalog).run().added == 0
+
+
+def test_empty_mount_point_of_an_unplugged_drive_is_offline_not_emptied(catalog: Catalog, photos: Path) -> None:
+    root = catalog.add_root(photos)
+    _indexer(catalog).run()
+    # The drive is unplugged: the root folder is now an empty folder on another device.
+    catalog.set_meta(f"root_device:{root.id}", "999999")
+    parked = photos.with_name("parked")
+    photos.rename(parked)
+    photos.mkdir()
+    report = _indexer(catalog).run()
+    assert report.offline_roots == [photos]
+    assert len(_paths(catalog, photos)) == 6
+    # A root that moved to another device but has files is simply scanned.
+    photos.rmdir()
+    parked.rename(photos)
+    catalog.set_meta(f"root_device:{root.id}", "999999")
+    assert _indexer(catalog).run().removed == 0
+    assert catalog.get_meta(f"root_device:{root.id}") == str(photos.stat().st_dev)

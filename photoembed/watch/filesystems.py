@@ -1,0 +1,113 @@
+"""Which file system a folder lives on, to know whether native change events can be trusted there.
+
+Native watchers (inotify, FSEvents, ReadDirectoryChangesW) only see changes made through this machine's
+kernel: on a network share (NFS, SMB, sshfs, 9p...) a file another machine writes raises no event, so such
+roots are polled instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+# File systems whose changes can come from elsewhere (so native events miss them) or that do not support
+# native events at all. FUSE file systems backed by a remote store report as "fuse.<name>"; "fuseblk"
+# (ntfs-3g, exfat on a local disk) is local and left out.
+REMOTE_FS_TYPES: frozenset[str] = frozenset(
+    {
+        "nfs", "nfs4", "cifs", "smb", "smbfs", "smb2", "smb3", "ncpfs", "afs", "coda", "9p", "v9fs",
+        "sshfs", "davfs", "webdav", "afpfs", "glusterfs", "ceph", "lustre", "gpfs", "ocfs2", "gfs2",
+        "vboxsf", "vmhgfs", "drvfs", "virtiofs", "fuse",
+    }
+)
+
+
+@dataclass(frozen=True)
+class MountInfo:
+    """The mount a folder lives on."""
+
+    mount_point: str
+    fs_type: str
+
+    @property
+    def remote(self) -> bool:
+        """Whether native change events are unreliable on this file system."""
+        return self.fs_type in REMOTE_FS_TYPES or self.fs_type.startswith("fuse.")
+
+
+def mount_of(path: Path, *, mounts_file: Path = Path("/proc/self/mounts")) -> MountInfo | None:
+    """The mount ``path`` lives on, or None where that cannot be told.
+
+    Linux reads ``/proc/self/mounts``; other systems ask psutil (its "remote" option marks network drives
+    on Windows).
+    """
+    real = os.path.realpath(path)
+    if sys.platform.startswith("linux"):
+        entries = _linux_mounts(mounts_file)
+    else:
+        entries = _psutil_mounts()
+    best: MountInfo | None = None
+    for mount_point, fs_type in entries:
+        inside = real == mount_point or real.startswith(mount_point.rstrip(os.sep) + os.sep)
+        if inside and (best is None or len(mount_point) > len(best.mount_point)):
+            best = MountInfo(mount_point, fs_type)
+    return best
+
+
+def _linux_mounts(mounts_file: Path) -> list[tuple[str, str]]:
+    try:
+        text = mounts_file.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    entries = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            entries.append((_unescape_mount(fields[1]), fields[2]))
+    return entries
+
+
+def _unescape_mount(field: str) -> str:
+    """/proc/mounts writes spaces, tabs, newlines and backslashes in octal (``\\040``)."""
+    if "\\" not in field:
+        return field
+    out = []
+    i = 0
+    while i < len(field):
+        if field[i] == "\\" and i + 3 < len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def _psutil_mounts() -> list[tuple[str, str]]:
+    try:
+        partitions = psutil.disk_partitions(all=True)
+    except OSError as exc:
+        logger.debug("Cannot list mounts: %s", exc)
+        return []
+    entries = []
+    for part in partitions:
+        fs_type = part.fstype.lower()
+        if "remote" in part.opts.split(","):
+            fs_type = "smb"  # a Windows network drive, whatever its file system
+        entries.append((part.mountpoint, fs_type))
+    return entries
+
+
+def is_mount_point(path: Path) -> bool:
+    """Whether ``path`` is itself a mount point (unplugging it leaves an empty folder behind)."""
+    try:
+        return os.path.ismount(path)
+    except OSError:
+        return False
