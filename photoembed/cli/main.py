@@ -23,6 +23,10 @@ logger = logging.getLogger(__name__)
 
 COMMAND_MODULES: tuple[str, ...] = (
     "photoembed.cli.library_cmds",
+    "photoembed.cli.model_cmds",
+    "photoembed.cli.search_cmds",
+    "photoembed.cli.watch_cmds",
+    "photoembed.cli.dupes_cmds",
 )
 
 Handler = Callable[[argparse.Namespace, Callable[[], Any]], int]

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pdqhash  # type: ignore[import-untyped]  # ships no type information
+import pdqhash
 from PIL import Image
 
 FORMAT_VERSION = 1

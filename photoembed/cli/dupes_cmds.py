@@ -1,0 +1,193 @@
+"""``dupes``, ``undo``, ``protect`` and ``unprotect``: duplicates, their safe removal, and its undo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from photoembed.cli.output import emit_json, human_bytes
+from photoembed.dedup.records import TIER_TITLES, TIERS, Cluster, TrashPlan
+from photoembed.dedup.service import DedupService
+from photoembed.dedup.trash import SystemTrash
+
+LibraryFactory = Callable[[], Any]
+
+
+def register(subparsers: Any, bench_subparsers: Any) -> None:
+    dupes = subparsers.add_parser(
+        "dupes",
+        help="list duplicate photos (identical files, same photo in other files, similar shots)",
+        description="Lists duplicate clusters with the photo to keep and why. Nothing is removed unless "
+        "--trash-suggested --yes is given, and then only to the OS trash (photoembed undo restores).",
+    )
+    dupes.add_argument(
+        "--tier",
+        choices=TIERS,
+        help="loosest tier to look for (default: similar when CLIP vectors exist, else same)",
+    )
+    dupes.add_argument("--threshold", type=float, help="CLIP similarity for similar shots (default from settings)")
+    dupes.add_argument("--window", type=float, metavar="SECONDS", help="similar shots only within this time span")
+    action = dupes.add_mutually_exclusive_group()
+    action.add_argument(
+        "--trash-suggested", action="store_true", help="move every photo not suggested to keep to the trash"
+    )
+    action.add_argument(
+        "--not-duplicates", nargs="+", type=Path, metavar="PATH", help="remember that these photos are not duplicates"
+    )
+    dupes.add_argument("--yes", action="store_true", help="with --trash-suggested: do it (default: dry run)")
+    dupes.set_defaults(handler=cmd_dupes)
+
+    undo = subparsers.add_parser("undo", help="put back the files of the last removal from the trash")
+    undo.add_argument("--batch", type=int, help="a removal batch id (default: the last one)")
+    undo.set_defaults(handler=cmd_undo)
+
+    protect = subparsers.add_parser("protect", help="never propose photos in FOLDER for removal")
+    protect.add_argument("folder", type=Path, metavar="FOLDER")
+    protect.set_defaults(handler=cmd_protect)
+    unprotect = subparsers.add_parser("unprotect", help="undo `protect FOLDER`")
+    unprotect.add_argument("folder", type=Path, metavar="FOLDER")
+    unprotect.set_defaults(handler=cmd_unprotect)
+
+    from photoembed.bench.dedup import register_bench
+
+    register_bench(bench_subparsers)
+
+
+def service_for(library: Any, *, with_indexer: bool = False) -> DedupService:
+    return DedupService(
+        catalog=library.catalog,
+        settings=library.settings,
+        trash=SystemTrash(),
+        indexer=library.indexer() if with_indexer else None,
+    )
+
+
+def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    service = service_for(library_factory())
+    if args.not_duplicates:
+        pairs = service.mark_not_duplicates(args.not_duplicates)
+        if args.json:
+            emit_json({"marked_pairs": pairs})
+        else:
+            print(f"Remembered: {len(args.not_duplicates)} photos are not duplicates of each other.")
+        return 0
+    clusters = service.find_clusters(tier=args.tier, threshold=args.threshold, time_window=args.window)
+    if args.trash_suggested:
+        return _trash(args, service, clusters)
+    if args.json:
+        emit_json({"clusters": [_cluster_json(c) for c in clusters]})
+        return 0
+    if not clusters:
+        print("No duplicates found.")
+        return 0
+    for cluster in clusters:
+        _print_cluster(cluster)
+    plan = service.plan_trash(clusters)
+    print(
+        f"{len(clusters)} clusters; {plan.files} photos suggested for removal ({human_bytes(plan.bytes)}). "
+        "Run `photoembed dupes --trash-suggested` to review the move to the trash."
+    )
+    return 0
+
+
+def _trash(args: argparse.Namespace, service: DedupService, clusters: list[Cluster]) -> int:
+    plan = service.plan_trash(clusters)
+    dry_run = not args.yes
+    if dry_run and not args.json and sys.stdin.isatty() and plan.files:
+        _print_plan(plan, header="Would move to the trash:")
+        answer = input(f"Move these {plan.files} files ({human_bytes(plan.bytes)}) to the trash? [y/N] ")
+        dry_run = answer.strip().lower() not in ("y", "yes")
+    if dry_run or not plan.files:
+        if args.json:
+            emit_json(_plan_json(plan, batch=None))
+        elif not plan.files:
+            print("Nothing to move to the trash.")
+        elif not sys.stdin.isatty():
+            _print_plan(plan, header="Dry run (no terminal to ask, and no --yes); would move to the trash:")
+        else:
+            print("Nothing was moved.")
+        return 0
+    batch = service.execute(plan)
+    if args.json:
+        emit_json(_plan_json(plan, batch=batch))
+    else:
+        print(f"Moved {plan.files} files ({human_bytes(plan.bytes)}) to the trash. `photoembed undo` puts them back.")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    service = service_for(library_factory(), with_indexer=True)
+    restored = service.undo(args.batch)
+    if args.json:
+        emit_json({"restored": [str(p) for p in restored]})
+    else:
+        for path in restored:
+            print(f"Restored {path}")
+    return 0
+
+
+def cmd_protect(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    service = service_for(library_factory())
+    service.protect(args.folder)
+    if not args.json:
+        print(f"Photos under {args.folder.expanduser().resolve()} will never be proposed for removal.")
+    else:
+        emit_json({"protected": [str(p) for p in service.protected_folders()]})
+    return 0
+
+
+def cmd_unprotect(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    service = service_for(library_factory())
+    service.unprotect(args.folder)
+    if args.json:
+        emit_json({"protected": [str(p) for p in service.protected_folders()]})
+    else:
+        print(f"{args.folder.expanduser().resolve()} is no longer protected.")
+    return 0
+
+
+def _cluster_json(cluster: Cluster) -> dict[str, Any]:
+    return {
+        "tier": cluster.tier,
+        "photos": [
+            {
+                "path": str(p.path),
+                "keep": p.keep,
+                "reason": p.reason,
+                "score": p.score,
+                "match": p.match,
+                "size": p.size,
+                "protected": p.protected,
+            }
+            for p in cluster.photos
+        ],
+    }
+
+
+def _plan_json(plan: TrashPlan, *, batch: int | None) -> dict[str, Any]:
+    return {
+        "dry_run": batch is None,
+        "batch": batch,
+        "files": [str(i.path) for i in plan.items],
+        "count": plan.files,
+        "bytes": plan.bytes,
+    }
+
+
+def _print_cluster(cluster: Cluster) -> None:
+    print(f"{TIER_TITLES[cluster.tier]}:")
+    for p in cluster.photos:
+        mark = "keep  " if p.keep else "remove"
+        score = "" if p.match == "keeper" else f" [{p.match} {p.score:.3f}]"
+        print(f"  {mark} {p.path}{score}\n         {p.reason}")
+    print()
+
+
+def _print_plan(plan: TrashPlan, *, header: str) -> None:
+    print(header)
+    for item in plan.items:
+        print(f"  {item.path} ({human_bytes(item.size)})")
+    print(f"{plan.files} files, {human_bytes(plan.bytes)}. Add --yes to move them to the trash.")

@@ -1,0 +1,397 @@
+"""The three tiers of duplicates, computed on columnar arrays (no catalog, no files: testable and benchable).
+
+1. identical: same size and content hash.
+2. same photo, other file: identical groups collapse to one node; candidates come from nearest neighbours of
+   the 8x8 grey layout (queried with crop windows of each photo, so a crop finds its original) and, when
+   vectors exist, of the CLIP vectors; a pair is confirmed by PDQ distance or crop alignment
+   (photoembed.dedup.match) and, when both have vectors, must also be CLIP-similar.
+3. similar shots: the tier-2 clusters collapse to one node; CLIP cosine >= threshold, optionally within a
+   time window.
+
+Every stage clusters with complete link (photoembed.dedup.cluster), so nothing chains. A cluster's tier is
+the loosest tier that links its members. Each photo is in at most one cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from photoembed.dedup import match
+from photoembed.dedup.cluster import complete_link_clusters
+from photoembed.dedup.neighbours import NeighbourIndex, knn_pairs, unique_pairs
+from photoembed.dedup.records import TIERS, DedupProgress
+from photoembed.errors import Cancelled
+
+logger = logging.getLogger(__name__)
+
+LAYOUT_K = 6
+LAYOUT_MIN_COS = 0.85
+#: Crop windows (fraction cropped, offset) per axis used to query the layout index.
+WINDOW_PARAMS: tuple[tuple[float, float], ...] = ((0.0, 0.0), (0.12, 0.06), (0.2, 0.0), (0.2, 0.2))
+#: Above this many photos the layout index is queried with the whole photo only: crop windows and rotations
+#: multiply the queries by 23, which a library this large cannot afford on two cores (its crops are still
+#: found through CLIP neighbours when the model is present).
+WINDOW_QUERY_LIMIT = 30_000
+CLIP_CANDIDATE_COS = 0.9
+#: A hash- or alignment-confirmed pair whose CLIP vectors disagree this much is not the same photo.
+SAME_MIN_COS = 0.8
+SIMILAR_K = 16
+
+
+@dataclass
+class FingerprintTable:
+    """Per-photo columns, row-aligned.
+
+    Attributes:
+        sizes: file sizes (int64).
+        content_hashes: content hash per row (None: unknown).
+        quality: PDQ quality per row (0 where the photo has no fingerprint).
+        pdq: uint8 [n, 32] PDQ hashes.
+        layout: uint8 [n, 64] 8x8 grey layouts.
+        taken: capture time per row (NaN: unknown).
+        thumbs: loads the 32x32 thumbnails of some rows (called only for pairs that need alignment).
+        vectors: unit CLIP vectors [n, d] (rows without one are all-zero), or None.
+        has_vector: which rows have a vector.
+    """
+
+    sizes: np.ndarray
+    content_hashes: list[str | None]
+    quality: np.ndarray
+    pdq: np.ndarray
+    layout: np.ndarray
+    taken: np.ndarray
+    thumbs: Callable[[Sequence[int]], dict[int, np.ndarray]]
+    vectors: np.ndarray | None = None
+    has_vector: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+
+@dataclass(frozen=True)
+class RawCluster:
+    tier: str
+    rows: list[int]
+
+
+@dataclass
+class EngineOptions:
+    """What to find. ``tier`` is the loosest tier wanted (None: the loosest available)."""
+
+    tier: str | None = None
+    similar_threshold: float = 0.92
+    time_window_s: float | None = None
+    marked: Callable[[str, str], bool] = field(default=lambda a, b: False)
+    cancel: threading.Event | None = None
+
+
+class DuplicateEngine:
+    """Runs the tiers over a :class:`FingerprintTable`. One use per instance."""
+
+    def __init__(self, table: FingerprintTable, options: EngineOptions) -> None:
+        self.t = table
+        self.o = options
+        self._thumb_cache: dict[int, np.ndarray] = {}
+        self._verdicts: dict[tuple[int, int], float | None] = {}
+        empty = np.zeros(0, dtype=np.int64)
+        self._clip: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, np.zeros(0, dtype=np.float32))
+
+    # -- public -------------------------------------------------------------------------------------
+
+    def run(self) -> Generator[DedupProgress, None, list[RawCluster]]:
+        tier = self.o.tier
+        has_vectors = self.t.vectors is not None and self.t.has_vector is not None and bool(self.t.has_vector.any())
+        if tier is None:
+            tier = "similar" if has_vectors else "same"
+        if tier not in TIERS:
+            raise ValueError(f"unknown tier {tier!r}")
+        if has_vectors and tier in ("same", "similar"):
+            yield from self._clip_neighbours(tier)
+        yield self._progress("identical", 0, 1)
+        nodes = self._identical_nodes()
+        labels = ["identical"] * len(nodes)
+        yield self._progress("identical", 1, 1)
+        if tier in ("same", "similar"):
+            merged: list[list[int]] = []
+            for group in (yield from self._same_clusters(nodes)):
+                merged.append([r for g in group for r in nodes[g]])
+            nodes, labels = self._merge(nodes, labels, merged_from=merged, label="same")
+        if tier == "similar" and has_vectors:
+            merged = []
+            for group in (yield from self._similar_clusters(nodes)):
+                merged.append([r for g in group for r in nodes[g]])
+            nodes, labels = self._merge(nodes, labels, merged_from=merged, label="similar")
+        return [RawCluster(label, rows) for rows, label in zip(nodes, labels, strict=True) if len(rows) >= 2]
+
+    def pair_tier(self, a: int, b: int) -> tuple[str, float] | None:
+        """How two rows relate (for the keeper's "score" column): the tightest tier and its score."""
+        t = self.t
+        same_bytes = t.content_hashes[a] is not None and t.content_hashes[a] == t.content_hashes[b]
+        if same_bytes and t.sizes[a] == t.sizes[b]:
+            return "identical", 1.0
+        verdict = self._verify(a, b)
+        if verdict is not None:
+            return "same", verdict
+        if t.vectors is not None and t.has_vector is not None and t.has_vector[a] and t.has_vector[b]:
+            return "similar", float(np.dot(t.vectors[a].astype(np.float32), t.vectors[b].astype(np.float32)))
+        return None
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    def _identical_nodes(self) -> list[list[int]]:
+        groups: dict[tuple[int, str], list[int]] = {}
+        singles: list[list[int]] = []
+        for row, (size, digest) in enumerate(zip(self.t.sizes.tolist(), self.t.content_hashes, strict=True)):
+            if digest is None:
+                singles.append([row])
+            else:
+                groups.setdefault((size, digest), []).append(row)
+        nodes: list[list[int]] = []
+        for (_, digest), rows in groups.items():
+            if len(rows) > 1 and self.o.marked(digest, digest):
+                nodes.extend([r] for r in rows)  # "these copies are not duplicates", remembered by hash
+            else:
+                nodes.append(rows)
+        return nodes + singles
+
+    def _same_clusters(self, nodes: list[list[int]]) -> Generator[DedupProgress, None, list[list[int]]]:
+        t = self.t
+        reps = np.array([n[0] for n in nodes], dtype=np.int64)
+        eligible = np.flatnonzero(t.quality[reps] >= match.MIN_QUALITY)
+        chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        if len(eligible) >= 2:
+            layouts = _unit_rows(t.layout[reps[eligible]].astype(np.float32))
+            windows = _window_matrices()
+            index = NeighbourIndex(layouts)
+
+            def window_queries(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+                if len(eligible) > WINDOW_QUERY_LIMIT:
+                    return np.arange(start, stop, dtype=np.int64), layouts[start:stop]
+                grids = t.layout[reps[eligible[start:stop]]].astype(np.float32).reshape(-1, 8, 8)
+                crops = np.einsum("yab,nbc,xdc->nyxad", windows, grids, windows, optimize=True).reshape(
+                    len(grids), -1, 64
+                )
+                # The 7 rotations and mirrors of the whole photo find rotated copies.
+                turns = [np.rot90(grids, k, axes=(1, 2)) for k in range(4)]
+                flips = [t.transpose(0, 2, 1) for t in turns]
+                dihedral = np.stack([*turns[1:], *flips], axis=1).reshape(len(grids), -1, 64)
+                q = _unit_rows(np.concatenate([crops, dihedral], axis=1).reshape(-1, 64))
+                owners = np.repeat(np.arange(start, stop, dtype=np.int64), q.shape[0] // len(grids))
+                return owners, q
+
+            for lo, hi, cos, done in knn_pairs(
+                layouts, k=LAYOUT_K, min_cos=LAYOUT_MIN_COS, index=index, queries=window_queries
+            ):
+                chunks.append((eligible[lo], eligible[hi], cos))
+                yield self._progress("same photo: neighbours", done, len(eligible))
+        node_of = _node_of_rows(nodes, len(t))
+        ri, rj, rc = self._clip
+        strong = rc >= CLIP_CANDIDATE_COS
+        ni, nj = node_of[ri[strong]], node_of[rj[strong]]
+        differ = ni != nj
+        chunks.append((ni[differ], nj[differ], rc[strong][differ]))
+        ci, cj, _ = unique_pairs(chunks)
+        ci, cj = np.minimum(ci, cj), np.maximum(ci, cj)
+        ci, cj, _ = unique_pairs([(ci, cj, np.zeros(len(ci), dtype=np.float32))])
+        # Cheap vectorised PDQ test first; alignment only for what it leaves.
+        dist = _pdq_distances(t.pdq, reps[ci], reps[cj])
+        edges_i: list[int] = []
+        edges_j: list[int] = []
+        scores: list[float] = []
+        total = len(ci)
+        for k, (a, b) in enumerate(zip(ci.tolist(), cj.tolist(), strict=True)):
+            if k % 2048 == 0:
+                yield self._progress("same photo: confirming", k, total)
+            if self._nodes_marked(nodes[a], nodes[b]):
+                continue
+            verdict = self._verify(int(reps[a]), int(reps[b]), pdq_distance=int(dist[k]))
+            if verdict is not None:
+                edges_i.append(a)
+                edges_j.append(b)
+                scores.append(verdict)
+        yield self._progress("same photo: confirming", total, total)
+
+        def link(a: int, b: int) -> bool:
+            return not self._nodes_marked(nodes[a], nodes[b]) and self._verify(int(reps[a]), int(reps[b])) is not None
+
+        return complete_link_clusters(
+            len(nodes),
+            np.array(edges_i, dtype=np.int64),
+            np.array(edges_j, dtype=np.int64),
+            np.array(scores, dtype=np.float32),
+            link=link,
+        )
+
+    def _similar_clusters(self, nodes: list[list[int]]) -> Generator[DedupProgress, None, list[list[int]]]:
+        vec_rows = self._vector_nodes(nodes)
+        if vec_rows is None:
+            return []
+        node_ids, vectors = vec_rows
+        reps_taken = np.array([self._node_taken(nodes[n]) for n in node_ids.tolist()], dtype=np.float64)
+        window = self.o.time_window_s
+        threshold = self.o.similar_threshold
+
+        def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            if not window:
+                return np.ones(len(a), dtype=bool)
+            return np.abs(reps_taken[a] - reps_taken[b]) <= window  # NaN (unknown time) compares False
+
+        # Row pairs from the one CLIP neighbour search, moved onto these nodes and re-scored between the
+        # nodes' representatives (what the on-demand links below compare too).
+        local_of = np.full(len(nodes), -1, dtype=np.int64)
+        local_of[node_ids] = np.arange(len(node_ids))
+        node_of = _node_of_rows(nodes, len(self.t))
+        ri, rj, _ = self._clip
+        li, lj = local_of[node_of[ri]], local_of[node_of[rj]]
+        ok = (li >= 0) & (lj >= 0) & (li != lj)
+        li, lj = np.minimum(li[ok], lj[ok]), np.maximum(li[ok], lj[ok])
+        chunks = []
+        for start in range(0, len(li), 65536):
+            a, b = li[start : start + 65536], lj[start : start + 65536]
+            cos = np.einsum("ij,ij->i", vectors[a].astype(np.float32), vectors[b].astype(np.float32))
+            good = (cos >= threshold) & within(a, b)
+            chunks.append((a[good], b[good], cos[good].astype(np.float32)))
+        yield self._progress("similar shots", len(li), len(li))
+        li, lj, ls = unique_pairs(chunks)
+        keep = np.array(
+            [not self._nodes_marked(nodes[node_ids[a]], nodes[node_ids[b]]) for a, b in zip(li, lj, strict=True)],
+            dtype=bool,
+        )
+        li, lj, ls = li[keep], lj[keep], ls[keep]
+
+        def link(a: int, b: int) -> bool:
+            if self._nodes_marked(nodes[node_ids[a]], nodes[node_ids[b]]):
+                return False
+            if not within(np.array([a]), np.array([b]))[0]:
+                return False
+            return float(np.dot(vectors[a].astype(np.float32), vectors[b].astype(np.float32))) >= threshold
+
+        local = complete_link_clusters(len(node_ids), li, lj, ls, link=link)
+        return [[int(node_ids[x]) for x in group] for group in local]
+
+    def _clip_neighbours(self, tier: str) -> Generator[DedupProgress, None, None]:
+        """One CLIP neighbour search for both tiers (candidates of tier 2, links of tier 3), row pairs."""
+        t = self.t
+        if t.vectors is None or t.has_vector is None:
+            return
+        rows = np.flatnonzero(t.has_vector)
+        if len(rows) < 2:
+            return
+        min_cos = CLIP_CANDIDATE_COS if tier == "same" else min(CLIP_CANDIDATE_COS, self.o.similar_threshold)
+        chunks = []
+        for lo, hi, cos, done in knn_pairs(t.vectors[rows], k=SIMILAR_K, min_cos=min_cos):
+            chunks.append((rows[lo], rows[hi], cos))
+            yield self._progress("CLIP neighbours", done, len(rows))
+        self._clip = unique_pairs(chunks)
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _verify(self, a: int, b: int, *, pdq_distance: int | None = None) -> float | None:
+        """Same photo? The confirmation score, or None. Memoised per pair."""
+        key = (a, b) if a < b else (b, a)
+        if key in self._verdicts:
+            return self._verdicts[key]
+        t = self.t
+        verdict: float | None = None
+        if t.quality[a] >= match.MIN_QUALITY and t.quality[b] >= match.MIN_QUALITY:
+            d = pdq_distance if pdq_distance is not None else _pdq_distances(t.pdq, np.array([a]), np.array([b]))[0]
+            if d <= match.PDQ_STRICT:
+                verdict = 1.0 - float(d) / 256.0
+            else:
+                thumbs = self._thumbs((a, b))
+                if a in thumbs and b in thumbs:
+                    score = match.crop_alignment(thumbs[a], thumbs[b])
+                    if score >= match.ALIGN_MIN:
+                        verdict = score
+                    else:
+                        turned = match.dihedral_match(thumbs[a], thumbs[b])
+                        if turned >= match.DIHEDRAL_MIN:
+                            verdict = turned
+        both_embedded = t.has_vector is not None and bool(t.has_vector[a] and t.has_vector[b])
+        if verdict is not None and t.vectors is not None and both_embedded:
+            cos = float(np.dot(t.vectors[a].astype(np.float32), t.vectors[b].astype(np.float32)))
+            if cos < SAME_MIN_COS:
+                verdict = None
+        self._verdicts[key] = verdict
+        return verdict
+
+    def _thumbs(self, rows: Sequence[int]) -> dict[int, np.ndarray]:
+        missing = [r for r in rows if r not in self._thumb_cache]
+        if missing:
+            self._thumb_cache.update(self.t.thumbs(missing))
+            if len(self._thumb_cache) > 50_000:  # bounded: thumbnails are 1 KB each
+                self._thumb_cache = {r: self._thumb_cache[r] for r in rows if r in self._thumb_cache}
+        return {r: self._thumb_cache[r] for r in rows if r in self._thumb_cache}
+
+    def _nodes_marked(self, a: list[int], b: list[int]) -> bool:
+        hashes = self.t.content_hashes
+        ha = {hashes[r] for r in a} - {None}
+        hb = {hashes[r] for r in b} - {None}
+        return any(self.o.marked(x, y) for x in ha for y in hb if x is not None and y is not None)
+
+    def _vector_nodes(self, nodes: list[list[int]]) -> tuple[np.ndarray, np.ndarray] | None:
+        t = self.t
+        if t.vectors is None or t.has_vector is None:
+            return None
+        node_ids: list[int] = []
+        rows: list[int] = []
+        for n, members in enumerate(nodes):
+            for r in members:
+                if t.has_vector[r]:
+                    node_ids.append(n)
+                    rows.append(r)
+                    break
+        if len(rows) < 2:
+            return None
+        return np.array(node_ids, dtype=np.int64), t.vectors[np.array(rows, dtype=np.int64)]
+
+    def _node_taken(self, rows: list[int]) -> float:
+        times = self.t.taken[rows]
+        times = times[~np.isnan(times)]
+        return float(times.min()) if len(times) else float("nan")
+
+    @staticmethod
+    def _merge(
+        nodes: list[list[int]], labels: list[str], *, merged_from: list[list[int]], label: str
+    ) -> tuple[list[list[int]], list[str]]:
+        taken = {r for rows in merged_from for r in rows}
+        kept = [(rows, lab) for rows, lab in zip(nodes, labels, strict=True) if rows[0] not in taken]
+        return [*(rows for rows, _ in kept), *merged_from], [*(lab for _, lab in kept), *([label] * len(merged_from))]
+
+    def _progress(self, phase: str, done: int, total: int) -> DedupProgress:
+        if self.o.cancel is not None and self.o.cancel.is_set():
+            raise Cancelled("duplicate search cancelled")
+        return DedupProgress(phase=phase, done=done, total=total)
+
+
+def _node_of_rows(nodes: list[list[int]], n: int) -> np.ndarray:
+    node_of = np.full(n, -1, dtype=np.int64)
+    for k, members in enumerate(nodes):
+        node_of[members] = k
+    return node_of
+
+
+def _unit_rows(x: np.ndarray) -> np.ndarray:
+    x = x - x.mean(axis=1, keepdims=True)
+    norm = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(norm, 1e-6)).astype(np.float32)
+
+
+_POPCOUNT = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint16)
+
+
+def _pdq_distances(pdq: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(a), dtype=np.int64)
+    for start in range(0, len(a), 65536):
+        x = pdq[a[start : start + 65536]] ^ pdq[b[start : start + 65536]]
+        out[start : start + 65536] = _POPCOUNT[x].sum(axis=1)
+    return out
+
+
+def _window_matrices() -> np.ndarray:
+    return np.stack([match.interp_matrix(8, f, o) for f, o in WINDOW_PARAMS])
