@@ -13,7 +13,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return gui_main(args)
     from photoembed.cli.main import main as cli_main
 
-    return cli_main(args)
+    return cli_main(
+        args,
+        external_benchmarks=[
+            ("gui", "window start-up, GUI-thread stalls while indexing, grid scrolling (needs PySide6)", _gui_bench)
+        ],
+    )
 
 
 def gui_main(argv: Sequence[str] | None = None) -> int:
@@ -29,6 +34,12 @@ def gui_main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     return run_gui(list(sys.argv[1:] if argv is None else argv))
+
+
+def _gui_bench(argv: list[str]) -> int:
+    from photoembed.gui.bench import main as run_gui_bench
+
+    return run_gui_bench(argv)
 
 
 def _opens_window(args: Sequence[str]) -> bool:

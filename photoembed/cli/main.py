@@ -32,7 +32,12 @@ COMMAND_MODULES: tuple[str, ...] = (
 Handler = Callable[[argparse.Namespace, Callable[[], Any]], int]
 
 
-def build_parser() -> argparse.ArgumentParser:
+#: A benchmark that a layer above the CLI provides (the GUI's): its name, help line and entry point, which
+#: receives the benchmark's own arguments.
+ExternalBenchmark = tuple[str, str, Callable[[list[str]], int]]
+
+
+def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="photoembed",
         description=(
@@ -53,7 +58,22 @@ def build_parser() -> argparse.ArgumentParser:
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers, bench_subparsers)
+    for name, help_text, entry in external_benchmarks:
+        # Its arguments are its own (including --help): taken verbatim, never parsed here.
+        external = bench_subparsers.add_parser(name, help=help_text, add_help=False, prefix_chars="\x00")
+        external.add_argument("bench_args", nargs=argparse.REMAINDER)
+        external.set_defaults(handler=_run_external(entry))
     return parser
+
+
+def _run_external(entry: Callable[[list[str]], int]) -> Handler:
+    def handler(args: argparse.Namespace, library_factory: Callable[[], Any]) -> int:
+        forwarded = list(args.bench_args)
+        if args.home:
+            forwarded = ["--home", args.home, *forwarded]
+        return entry(forwarded)
+
+    return handler
 
 
 def configure_logging(verbosity: int) -> None:
@@ -61,8 +81,9 @@ def configure_logging(verbosity: int) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: Sequence[str] | None = None, *, external_benchmarks: Sequence[ExternalBenchmark] = ()) -> int:
+    """Run one command. ``external_benchmarks`` come from the launcher (the CLI cannot import the GUI)."""
+    parser = build_parser(external_benchmarks)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging(args.verbose)
     handler: Handler | None = getattr(args, "handler", None)

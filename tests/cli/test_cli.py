@@ -135,3 +135,31 @@ def test_kill_during_index_then_resume(tmp_path: Path) -> None:
     assert report["added"] <= 400 - committed
     with sqlite3.connect(catalog) as db:
         assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 400
+
+
+def test_external_benchmarks_get_their_arguments_verbatim(home: Path) -> None:
+    received: list[list[str]] = []
+
+    def entry(argv: list[str]) -> int:
+        received.append(argv)
+        return 7
+
+    assert main(["--home", str(home), "bench", "gui", "--help", "--photos", "10"],
+                external_benchmarks=[("gui", "GUI benchmark", entry)]) == 7
+    assert received == [["--home", str(home), "--help", "--photos", "10"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "opens_window"),
+    [
+        ([], True),
+        (["--home", "/x"], True),
+        (["--home=/x"], True),
+        (["status"], False),
+        (["--home", "/x", "index"], False),
+    ],
+)
+def test_bare_launch_opens_the_window(argv: list[str], opens_window: bool) -> None:
+    from photoembed.launcher import _opens_window
+
+    assert _opens_window(argv) is opens_window
