@@ -140,7 +140,8 @@ class Settings:
         similar_threshold: default CLIP cosine similarity for the "similar shots" tier.
         similar_time_window_s: optional time window (seconds) for similar shots; 0 means no window.
         keeper_criteria: the order in which keeper rules break ties.
-        threads: torch threads for the model; 0 picks one fewer than the CPU count (the UI keeps a core).
+        threads: torch threads for the model; 0 means automatic: every core while indexing (decoding and
+            the model share them), one fewer than the CPU count for searches (the UI keeps a core).
         use_gpu: use CUDA or Apple MPS when present.
     """
 
