@@ -125,14 +125,17 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     model = library.settings.model if model_installed else None
     counts = library.catalog.counts(library.settings.model if model_installed else None)
     index_info: dict[str, Any] = library.vector_index.info(model) if model else {}
+    per_root = library.catalog.root_counts()
     roots = []
     for root in library.catalog.roots():
+        readable, failed = per_root.get(root.id, (0, 0))
         roots.append(
             {
                 "path": str(root.path),
                 "protected": root.protected,
                 "online": root.path.is_dir(),
-                "photos": len(library.catalog.file_states(root.id)),
+                "photos": readable,
+                "failed": failed,
             }
         )
     failures = [{"path": str(f.path), "reason": f.reason} for f in library.catalog.failures()]

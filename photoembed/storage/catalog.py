@@ -187,6 +187,14 @@ class Catalog:
             for r in self.db.execute(sql, args)
         }
 
+    def root_counts(self) -> dict[int, tuple[int, int]]:
+        """``{root_id: (readable, failed)}`` in one query (status and the sidebar refresh this often)."""
+        rows = self.db.execute(
+            "SELECT root_id, COALESCE(SUM(state = 'ok'), 0), COALESCE(SUM(state = 'error'), 0) "
+            "FROM photos GROUP BY root_id"
+        )
+        return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
+
     def upsert_photo(
         self,
         *,

@@ -105,3 +105,11 @@ def test_file_states_under_a_subfolder_does_not_match_siblings(catalog: Catalog,
         catalog.upsert_photo(root_id=root.id, path=str(tmp_path / name), size=1, mtime_ns=1, content_hash=name)
     under = catalog.file_states(root.id, under=tmp_path / "sub")
     assert sorted(Path(p).relative_to(tmp_path).as_posix() for p in under) == ["sub/a.jpg", "sub/deeper/c.jpg"]
+
+
+def test_root_counts(catalog: Catalog, tmp_path: Path) -> None:
+    a, b = catalog.add_root(tmp_path / "a"), catalog.add_root(tmp_path / "b")
+    catalog.upsert_photo(root_id=a.id, path="/a/1.jpg", size=1, mtime_ns=1, content_hash="1")
+    catalog.upsert_photo(root_id=a.id, path="/a/2.jpg", size=1, mtime_ns=1, content_hash=None, error="bad")
+    catalog.upsert_photo(root_id=b.id, path="/b/3.jpg", size=1, mtime_ns=1, content_hash="3")
+    assert catalog.root_counts() == {a.id: (1, 1), b.id: (1, 0)}

@@ -1,0 +1,249 @@
+"""GUI responsiveness benchmark: window shown time, GUI-thread stalls while indexing, grid scrolling.
+
+Run: ``python -m photoembed.gui.bench [--photos 10000] [--results 100000] [--workdir DIR]`` (offscreen when
+there is no display). It prints:
+
+1. **window shown**: process start to the first window on screen, in a fresh process, and whether torch was
+   imported by then (it must not be);
+2. **GUI-thread stall while indexing**: the real app controller indexes N generated photos on its worker
+   thread while a 5 ms ``QTimer`` on the GUI thread records how late each tick fires (event-loop latency);
+   worst and 99th percentile;
+3. **grid scrolling over 100k results**: a result grid of 100k photos scrolled from top to bottom in 200
+   steps with real thumbnails decoding on the pool; paint time per step and the event-loop latency.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from photoembed.core.indexer import Progress
+
+PROBE_INTERVAL_MS = 5
+
+
+def _out(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def generate_photos(folder: Path, count: int) -> list[Path]:
+    """Distinct small JPEGs (gradients and blocks), about 2 ms each to write."""
+    import numpy as np
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    existing = sorted(folder.glob("*.jpg"))
+    if len(existing) >= count:
+        return existing[:count]
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    paths = []
+    for i in range(count):
+        a, b, c = rng.uniform(-1, 1, size=3)
+        base = (xx * a + yy * b) * 0.5 + 128 + c * 60
+        image = np.stack([base, np.roll(base, i % 97, axis=1), base[::-1]], axis=-1)
+        image[rng.integers(0, 200) : rng.integers(200, 240), rng.integers(0, 250) :] += rng.uniform(-60, 60)
+        path = folder / f"bench{i:06d}.jpg"
+        Image.fromarray(np.clip(image, 0, 255).astype(np.uint8)).save(path, quality=80)
+        paths.append(path)
+    return paths
+
+
+class LatencyProbe:
+    """Records how late a fast repeating timer fires on the GUI thread (how long the event loop stalled)."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import QElapsedTimer, QTimer
+
+        self.samples: list[float] = []
+        self._clock = QElapsedTimer()
+        self._timer = QTimer()
+        self._timer.setInterval(PROBE_INTERVAL_MS)
+        self._timer.timeout.connect(self._tick)
+        self._last = 0.0
+
+    def start(self) -> None:
+        self.samples.clear()
+        self._clock.start()
+        self._last = 0.0
+        self._timer.start()
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+    def _tick(self) -> None:
+        now = self._clock.nsecsElapsed() / 1e6
+        if self._last:
+            self.samples.append(max(0.0, now - self._last - PROBE_INTERVAL_MS))
+        self._last = now
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no samples"
+        ordered = sorted(self.samples)
+        p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return f"worst {ordered[-1]:.1f} ms, p99 {p99:.1f} ms, median {statistics.median(ordered):.2f} ms " \
+               f"({len(ordered)} ticks)"
+
+
+def bench_window_shown(home: Path) -> None:
+    code = (
+        "import time, sys; t0 = time.perf_counter()\n"
+        "from PySide6.QtCore import QTimer\n"
+        "from photoembed.config import Paths\n"
+        "from photoembed.gui import app as gapp\n"
+        "a = gapp.create_application([])\n"
+        f"w = gapp.build_window(Paths.resolve({str(home)!r}), watch=False)\n"
+        "w.show()\n"
+        "def shown():\n"
+        "    sys.stdout.write(f'{time.perf_counter() - t0:.3f} {\"torch\" in sys.modules}\\n'); sys.stdout.flush()\n"
+        "    w.close(); a.quit()\n"
+        "QTimer.singleShot(0, shown)\n"
+        "a.exec()\n"
+    )
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                            env={**os.environ})
+    total = time.perf_counter() - start
+    fields = result.stdout.split()
+    if result.returncode != 0 or len(fields) < 2:
+        _out(f"window shown: failed ({result.stderr.strip()[-300:]})")
+        return
+    _out(f"window shown: {float(fields[0]):.2f} s after the interpreter started its imports "
+         f"({total:.2f} s including interpreter start-up); torch imported: {fields[1]}")
+
+
+def bench_indexing_stall(home: Path, photos: Path) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from photoembed.config import Paths
+    from photoembed.gui.app import create_application
+    from photoembed.gui.controller import LibraryController
+    from photoembed.gui.main_window import MainWindow
+
+    app = create_application([])
+    controller = LibraryController(Paths.resolve(home), watch=False)
+    window = MainWindow(controller)
+    window.show()
+    gc.freeze()  # as photoembed.gui.app.main does once the window is up
+    probe = LatencyProbe()
+    loop = QEventLoop()
+    done: list[str] = []
+    totals: list[int] = []
+
+    def finished(summary: str) -> None:
+        done.append(summary)
+        loop.quit()
+
+    def progressed(progress: Progress) -> None:
+        if progress.phase == "index":
+            totals.append(progress.total)
+
+    controller.index_done.connect(finished)
+    controller.index_progress.connect(progressed)
+    controller.open_failed.connect(finished)
+    start = time.perf_counter()
+    probe.start()
+    controller.open(then_add=[photos])
+    QTimer.singleShot(30 * 60 * 1000, loop.quit)
+    loop.exec()
+    probe.stop()
+    elapsed = time.perf_counter() - start
+    count = totals[-1] if totals else 0
+    model = controller.last_snapshot.model if controller.last_snapshot else None
+    what = f"with model {model.name}" if model and model.available else "catalogue only (no model weights)"
+    _out(f"indexing {count:,} photos {what}: {elapsed:.1f} s; {done[0] if done else 'did not finish'}")
+    _out(f"GUI-thread stall while indexing: {probe.summary()}")
+    window.close()
+    app.processEvents()
+
+
+def bench_grid_scroll(photos: Sequence[Path], results: int) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from photoembed.gui.app import create_application
+    from photoembed.gui.grid import PhotoGrid
+    from photoembed.gui.models import PhotoGridModel
+    from photoembed.gui.thumbnails import ThumbnailProvider
+    from photoembed.gui.workers import BackgroundPool
+
+    app = create_application([])
+    pool = BackgroundPool(threads=max(1, min(3, (os.cpu_count() or 2) - 1)), name="thumbnails")
+    thumbs = ThumbnailProvider(pool)
+    model = PhotoGridModel(thumbs, thumb_size=176)
+    ids = list(range(results))
+    paths = [str(photos[i % len(photos)]) for i in ids]
+    t0 = time.perf_counter()
+    model.set_results(ids, paths, [1.0 - i / results for i in ids])
+    set_ms = (time.perf_counter() - t0) * 1000
+    grid = PhotoGrid(176)
+    grid.setModel(model)
+    grid.resize(1200, 800)
+    grid.show()
+    app.processEvents()
+    bar = grid.verticalScrollBar()
+    probe = LatencyProbe()
+    paint_ms: list[float] = []
+    steps = 200
+    loop = QEventLoop()
+    state = {"step": 0}
+
+    def step() -> None:
+        k = state["step"]
+        if k > steps:
+            loop.quit()
+            return
+        bar.setValue(bar.maximum() * k // steps)
+        t = time.perf_counter()
+        grid.viewport().repaint()
+        paint_ms.append((time.perf_counter() - t) * 1000)
+        state["step"] = k + 1
+        QTimer.singleShot(16, step)  # about 60 steps a second, like a fast scroll-bar drag
+
+    probe.start()
+    QTimer.singleShot(0, step)
+    loop.exec()
+    probe.stop()
+    ordered = sorted(paint_ms)
+    _out(f"grid of {results:,} results: model filled in {set_ms:.0f} ms; scrolled top to bottom in {steps} steps")
+    _out(f"  paint per step: median {statistics.median(ordered):.1f} ms, worst {ordered[-1]:.1f} ms; "
+         f"thumbnails decoded meanwhile: {len(thumbs)}")
+    _out(f"  GUI-thread stall while scrolling: {probe.summary()}")
+    grid.close()
+    pool.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="photoembed bench gui", description=__doc__.splitlines()[0])
+    parser.add_argument("--photos", type=int, default=10_000, help="photos to generate and index (default 10000)")
+    parser.add_argument("--results", type=int, default=100_000, help="grid size to scroll (default 100000)")
+    parser.add_argument("--workdir", type=Path, help="where to generate photos (kept and reused)")
+    parser.add_argument("--home", type=Path, help="photoembed home to use (default: a fresh temporary one); "
+                        "put model weights there to measure indexing with the model")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    with tempfile.TemporaryDirectory(prefix="photoembed-bench-gui-") as tmp:
+        work = args.workdir or Path(tmp)
+        _out(f"generating {args.photos:,} photos in {work / 'photos'}…")
+        photos = generate_photos(work / "photos", args.photos)
+        bench_window_shown(Path(tmp) / "home-window")
+        home = args.home or Path(tmp) / "home-index"
+        bench_indexing_stall(home, work / "photos")
+        bench_grid_scroll(photos, args.results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""The model card: says that search needs the model, downloads it with progress and cancel, or installs it
+from a file for offline machines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photoembed.gui import theme
+from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.viewer import human_bytes
+
+
+class ModelPanel(QFrame):
+    """Download or install the embedding model; everything that needs no model keeps working meanwhile."""
+
+    def __init__(self, controller: LibraryController, *, compact: bool = False, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("modelPanel")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self._model_name = ""
+
+        self.icon = QLabel(self)
+        self.icon.setPixmap(theme.icon("model").pixmap(32 if not compact else 22, 32 if not compact else 22))
+        self.title = QLabel(self)
+        self.title.setWordWrap(True)
+        self.title.setMinimumWidth(360)
+        self.detail = QLabel(self)
+        self.detail.setWordWrap(True)
+        self.detail.setMinimumWidth(360)
+        self.detail.setVisible(not compact)
+        self.download = QPushButton(theme.icon("download"), "Download model", self)
+        self.download.clicked.connect(self._download)
+        self.install = QPushButton(theme.icon("install-file"), "Install from file…", self)
+        self.install.clicked.connect(self._install)
+        self.cancel = QPushButton(theme.icon("close"), "Cancel", self)
+        self.cancel.clicked.connect(controller.cancel_download)
+        self.cancel.setVisible(False)
+        self.progress = QProgressBar(self)
+        self.progress.setVisible(False)
+        self.progress.setTextVisible(True)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.download)
+        buttons.addWidget(self.install)
+        buttons.addWidget(self.cancel)
+        if compact:
+            # One line in the search view: icon, sentence, progress, buttons.
+            layout = QHBoxLayout(self)
+            layout.addWidget(self.icon)
+            text = QVBoxLayout()
+            text.addWidget(self.title)
+            text.addWidget(self.progress)
+            layout.addLayout(text, 1)
+            layout.addLayout(buttons)
+        else:
+            # A card on the first-run page: the explanation gets the width it needs to wrap.
+            header = QHBoxLayout()
+            header.addWidget(self.icon)
+            header.addWidget(self.title, 1)
+            buttons.insertStretch(0, 1)
+            layout_v = QVBoxLayout(self)
+            layout_v.addLayout(header)
+            layout_v.addWidget(self.detail)
+            layout_v.addWidget(self.progress)
+            layout_v.addLayout(buttons)
+
+        controller.snapshot.connect(self._snapshot)
+        controller.model_download.connect(self._progress)
+        controller.model_download_done.connect(self._done)
+        self._set_idle()
+
+    def _snapshot(self, snap: LibrarySnapshot) -> None:
+        self._model_name = snap.model.name
+        if self.cancel.isVisible():
+            return
+        self._set_idle()
+
+    def _set_idle(self) -> None:
+        name = self._model_name or self.controller.settings.model
+        self.title.setText(f"<b>Search needs the model {name}</b>, which is not installed.")
+        self.detail.setText(
+            "It is downloaded once (about 600 MB) and then everything stays on this computer. On a machine "
+            "without internet, copy the weights file from another one and install it from the file. "
+            "Finding duplicates works without it."
+        )
+        self.progress.setVisible(False)
+        self.cancel.setVisible(False)
+        self.download.setEnabled(True)
+        self.install.setEnabled(True)
+
+    def _download(self) -> None:
+        self.download.setEnabled(False)
+        self.install.setEnabled(False)
+        self.cancel.setVisible(True)
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("Connecting…")
+        self.title.setText(f"<b>Downloading {self._model_name or self.controller.settings.model}…</b>")
+        self.controller.download_model()
+
+    def _progress(self, done: int, total: int) -> None:
+        if total:
+            # QProgressBar is int32: count in KiB.
+            self.progress.setRange(0, max(1, total // 1024))
+            self.progress.setValue(done // 1024)
+            self.progress.setFormat(f"{human_bytes(done)} of {human_bytes(total)} (%p%)")
+        else:
+            self.progress.setRange(0, 0)
+            self.progress.setFormat(human_bytes(done))
+
+    def _done(self, ok: bool, message: str) -> None:
+        self._set_idle()
+        if ok:
+            self.title.setText(f"<b>{message}.</b> Indexing photos for search…")
+        else:
+            self.title.setText(f"<b>{message}</b>")
+
+    def _install(self) -> None:
+        file, _ = QFileDialog.getOpenFileName(
+            self, "Install model weights", str(Path.home()),
+            "Model weights (*.safetensors *.pt *.pth *.bin);;All files (*)",
+        )
+        if not file:
+            return
+        name, ok = QInputDialog.getText(
+            self, "Which model is this?",
+            "Model name (ARCH/TAG, as open_clip names it):", QLineEdit.EchoMode.Normal,
+            self._model_name or self.controller.settings.model,
+        )
+        if not ok or not name.strip():
+            return
+        self.title.setText(f"<b>Installing {Path(file).name}…</b> (checking that it loads)")
+        self.progress.setVisible(True)
+        self.progress.setRange(0, 0)
+        self.progress.setFormat("")
+        self.download.setEnabled(False)
+        self.install.setEnabled(False)
+        self.controller.install_model(Path(file), name.strip())

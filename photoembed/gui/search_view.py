@@ -1,0 +1,351 @@
+"""The search view: search as you type, by text or by a dropped photo, with filters and a thumbnail grid."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDateEdit,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photoembed.gui import theme
+from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.grid import PhotoGrid
+from photoembed.gui.model_panel import ModelPanel
+from photoembed.gui.models import PhotoGridModel
+from photoembed.gui.viewer import PhotoViewer
+from photoembed.gui.workers import TaskError
+from photoembed.imaging.formats import is_photo_name
+from photoembed.search.filters import SearchFilters
+from photoembed.search.service import SearchResults
+
+logger = logging.getLogger(__name__)
+
+DEBOUNCE_MS = 250
+THUMB_SIZE = 176
+PAGE = 200
+
+FORMAT_CHOICES = (
+    ("All types", ()),
+    ("JPEG", ("jpeg",)),
+    ("PNG", ("png",)),
+    ("HEIC / HEIF", ("heic", "heif")),
+    ("Camera RAW", ("raw",)),
+    ("WebP / AVIF", ("webp", "avif")),
+    ("TIFF", ("tiff",)),
+    ("GIF / BMP", ("gif", "bmp")),
+)
+
+
+def photo_paths_from(event: QDragEnterEvent | QDropEvent) -> list[Path]:
+    mime = event.mimeData()
+    if not mime.hasUrls():
+        return []
+    return [Path(url.toLocalFile()) for url in mime.urls() if url.isLocalFile()]
+
+
+class SearchField(QLineEdit):
+    """The search box; a photo dropped on it becomes a search by photo.
+
+    Signals:
+        photo_dropped(path: str)
+    """
+
+    photo_dropped = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setAcceptDrops(True)
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:
+        paths = photo_paths_from(event)
+        if paths and is_photo_name(paths[0].name):
+            event.acceptProposedAction()
+        else:
+            super().dragEnterEvent(event)
+
+    def dropEvent(self, event: QDropEvent) -> None:
+        paths = photo_paths_from(event)
+        if paths and is_photo_name(paths[0].name):
+            event.acceptProposedAction()
+            self.photo_dropped.emit(str(paths[0]))
+        else:
+            super().dropEvent(event)
+
+
+class SearchView(QWidget):
+    """Search by text or photo; results in a virtualised grid with scores.
+
+    Signals:
+        status(message: str): a line for the status bar.
+    """
+
+    status = Signal(str)
+
+    def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self._request = 0  # the id of the query whose answer is still wanted
+        self._photo: Path | None = None
+        self._k = PAGE
+        self._model_available = True
+        self._photo_count = 0
+
+        self.field = SearchField(self)
+        self.field.setPlaceholderText(
+            "Describe a photo — “a dog on the beach”, “sunset + sea - people” — or drop one here"
+        )
+        self.field.setClearButtonEnabled(True)
+        self.field.addAction(theme.icon("search"), QLineEdit.ActionPosition.LeadingPosition)
+        self.field.setMinimumHeight(34)
+        self.field.textEdited.connect(self._text_edited)
+        self.field.returnPressed.connect(self._run_now)
+        self.field.photo_dropped.connect(lambda p: self.search_photo(Path(p)))
+
+        self.folder = QComboBox(self)
+        self.folder.addItem("All folders", None)
+        self.folder.setToolTip("Only photos under this folder")
+        self.type = QComboBox(self)
+        for label, formats in FORMAT_CHOICES:
+            self.type.addItem(label, formats)
+        self.from_check = QCheckBox("From", self)
+        self.from_date = QDateEdit(QDate.currentDate().addYears(-1), self)
+        self.to_check = QCheckBox("to", self)
+        self.to_date = QDateEdit(QDate.currentDate(), self)
+        for edit in (self.from_date, self.to_date):
+            edit.setCalendarPopup(True)
+            edit.setDisplayFormat("yyyy-MM-dd")
+            edit.setEnabled(False)
+        self.from_check.toggled.connect(self.from_date.setEnabled)
+        self.to_check.toggled.connect(self.to_date.setEnabled)
+        for widget in (self.folder, self.type):
+            widget.currentIndexChanged.connect(self._filters_changed)
+        for check in (self.from_check, self.to_check):
+            check.toggled.connect(self._filters_changed)
+        for edit in (self.from_date, self.to_date):
+            edit.dateChanged.connect(self._filters_changed)
+
+        filters = QHBoxLayout()
+        filter_icon = QLabel(self)
+        filter_icon.setPixmap(theme.icon("filter").pixmap(16, 16))
+        filters.addWidget(filter_icon)
+        filters.addWidget(self.folder, 2)
+        filters.addWidget(self.type, 1)
+        filters.addSpacing(12)
+        filters.addWidget(self.from_check)
+        filters.addWidget(self.from_date)
+        filters.addWidget(self.to_check)
+        filters.addWidget(self.to_date)
+        filters.addStretch(1)
+        self.more = QPushButton("Show more", self)
+        self.more.setToolTip("Ask for more results (scores keep falling; nothing is cut off silently)")
+        self.more.clicked.connect(self._show_more)
+        self.more.setVisible(False)
+        filters.addWidget(self.more)
+
+        self.model_panel = ModelPanel(controller, compact=True, parent=self)
+        self.model_panel.setVisible(False)
+
+        self.grid_model = PhotoGridModel(controller.thumbnails, thumb_size=THUMB_SIZE, parent=self)
+        self.grid = PhotoGrid(THUMB_SIZE, parent=self)
+        self.grid.setModel(self.grid_model)
+        self.grid.open_requested.connect(self.open_row)
+        self.grid.similar_requested.connect(lambda p: self.search_photo(Path(p)))
+
+        self.message = QLabel(self)
+        self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message.setWordWrap(True)
+        self.message.setObjectName("searchMessage")
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.message)
+        self.stack.addWidget(self.grid)
+
+        self.summary = QLabel(self)
+        self.summary.setObjectName("resultSummary")
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 6)
+        layout.addWidget(self.field)
+        layout.addLayout(filters)
+        layout.addWidget(self.model_panel)
+        layout.addWidget(self.summary)
+        layout.addWidget(self.stack, 1)
+
+        self._debounce = QTimer(self)
+        self._debounce.setSingleShot(True)
+        self._debounce.setInterval(DEBOUNCE_MS)
+        self._debounce.timeout.connect(self._run_now)
+        controller.snapshot.connect(self.apply_snapshot)
+        controller.changed.connect(self._library_changed)
+        self._show_message()
+
+    # -- state from the library ----------------------------------------------------------------------
+
+    def apply_snapshot(self, snap: LibrarySnapshot) -> None:
+        self._model_available = snap.model.available
+        self._photo_count = snap.ok
+        self.model_panel.setVisible(not snap.model.available)
+        current = self.folder.currentData()
+        known = [self.folder.itemData(i) for i in range(1, self.folder.count())]
+        wanted = [str(row.path) for row in snap.roots]
+        if known != wanted:
+            self.folder.blockSignals(True)
+            self.folder.clear()
+            self.folder.addItem("All folders", None)
+            for row in snap.roots:
+                self.folder.addItem(theme.icon("folder"), row.path.name or str(row.path), str(row.path))
+            found = self.folder.findData(current)
+            self.folder.setCurrentIndex(max(0, found))
+            self.folder.blockSignals(False)
+        if self.grid_model.rowCount() == 0:
+            self._show_message()
+
+    def _library_changed(self) -> None:
+        # Photos or vectors changed: the results on screen may include a deleted photo. Re-run quietly.
+        if self._has_query():
+            self._debounce.start()
+
+    # -- querying ------------------------------------------------------------------------------------
+
+    def focus_search(self) -> None:
+        self.field.setFocus(Qt.FocusReason.ShortcutFocusReason)
+        self.field.selectAll()
+
+    def search_photo(self, path: Path) -> None:
+        """Search by a photo (dropped, or "find similar")."""
+        self._photo = path
+        self.field.setText(f"Similar to: {path.name}")
+        self._k = PAGE
+        self._run_now()
+
+    def search_text(self, text: str) -> None:
+        self.field.setText(text)
+        self._photo = None
+        self._k = PAGE
+        self._run_now()
+
+    def _text_edited(self, _text: str) -> None:
+        self._photo = None
+        self._k = PAGE
+        self._debounce.start()
+
+    def _filters_changed(self) -> None:
+        if self._has_query():
+            self._k = PAGE
+            self._debounce.start()
+
+    def _show_more(self) -> None:
+        self._k *= 2
+        self._run_now()
+
+    def _has_query(self) -> bool:
+        return self._photo is not None or bool(self.field.text().strip())
+
+    def current_filters(self) -> SearchFilters:
+        """The filters as set in the widgets (a snapshot taken on the GUI thread)."""
+        folder = self.folder.currentData()
+        taken_from = taken_to = None
+        if self.from_check.isChecked():
+            taken_from = _day_start(self.from_date.date())
+        if self.to_check.isChecked():
+            taken_to = _day_start(self.to_date.date().addDays(1)) - 1e-3
+        return SearchFilters(
+            folder=Path(folder) if folder else None,
+            taken_from=taken_from,
+            taken_to=taken_to,
+            formats=tuple(self.type.currentData() or ()),
+        )
+
+    def _run_now(self) -> None:
+        self._debounce.stop()
+        self._request += 1
+        request = self._request
+        if not self._has_query():
+            self.grid_model.clear()
+            self._show_message()
+            return
+        if self.controller.library is None:
+            self._show_message("The library is still opening…")
+            return
+        if not self._model_available:
+            self._show_message(
+                "Searching needs the embedding model, which is not installed yet. Download it or install it "
+                "from a file above; duplicates work meanwhile."
+            )
+            return
+        text = self.field.text().strip()
+        what = f"photos like {self._photo.name}" if self._photo else f"“{text}”"
+        self.summary.setText(f"Searching {what}…")
+        self.controller.search(
+            query=None if self._photo else text,
+            photo=self._photo,
+            filters=self.current_filters(),
+            k=self._k,
+            on_result=lambda results: self._results(request, results),
+            on_error=lambda error: self._failed(request, error),
+        )
+
+    def _results(self, request: int, results: SearchResults) -> None:
+        if request != self._request:
+            return  # a newer query was typed meanwhile
+        hits = results.hits
+        self.grid_model.set_results(
+            [h.photo_id for h in hits], [str(h.path) for h in hits], [h.score for h in hits]
+        )
+        if hits:
+            self.stack.setCurrentWidget(self.grid)
+            top, low = hits[0].score, hits[-1].score
+            self.summary.setText(f"{len(hits):,} photos, scores {top:.3f} to {low:.3f}")
+            self.grid.scrollToTop()
+        else:
+            self.summary.setText("")
+            self._show_message(results.note or "No photo matches.")
+        self.more.setVisible(len(hits) >= self._k)
+        self.status.emit(f"{len(hits):,} results")
+
+    def _failed(self, request: int, error: TaskError) -> None:
+        if request != self._request:
+            return
+        self.grid_model.clear()
+        self.summary.setText("")
+        self._show_message(error.message)
+
+    def _show_message(self, text: str | None = None) -> None:
+        if text is None:
+            if self.controller.library is None:
+                text = "Opening the library…"
+            elif self._photo_count:
+                text = (f"Type to search {self._photo_count:,} photos by what they show,\n"
+                        "or drop a photo here to find similar ones.")
+            else:
+                text = "Add a folder of photos to start searching."
+        self.message.setText(text)
+        self.stack.setCurrentWidget(self.message)
+        self.more.setVisible(False)
+
+    # -- viewing -------------------------------------------------------------------------------------
+
+    def open_row(self, row: int) -> None:
+        count = self.grid_model.rowCount()
+        if not 0 <= row < count:
+            return
+        viewer = PhotoViewer(self.controller, path_at=self.grid_model.path, count=count, start=row, parent=self)
+        viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer.show()
+
+
+def _day_start(date: QDate) -> float:
+    return dt.datetime(date.year(), date.month(), date.day()).timestamp()

@@ -1,0 +1,157 @@
+"""The library sidebar: the folders with their counts and watcher state; add, remove, protect."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QMessageBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from photoembed.gui import theme
+from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.delegates import RootDelegate
+from photoembed.gui.models import PathRole, PhotoCountRole, ProtectedRole, RootsModel
+
+
+class Sidebar(QWidget):
+    """The library's folders.
+
+    Signals:
+        add_requested(): the user wants to pick a folder to add.
+    """
+
+    add_requested = Signal()
+
+    def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller
+        self.setObjectName("sidebar")
+        self.model = RootsModel(self)
+        self.view = QListView(self)
+        self.view.setModel(self.model)
+        self.view.setItemDelegate(RootDelegate(self.view))
+        self.view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.view.setFrameShape(QListView.Shape.NoFrame)
+        self.view.setUniformItemSizes(True)
+        self.view.setMouseTracking(True)
+        self.view.selectionModel().currentChanged.connect(self._update_buttons)
+        self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
+
+        title = QLabel("Library", self)
+        title.setObjectName("sidebarTitle")
+        font = title.font()
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.1)
+        title.setFont(font)
+        self.total = QLabel(self)
+        self.total.setObjectName("sidebarTotal")
+
+        self.add_action = self._action("folder-add", "Add folder…", "Add a folder of photos (Ctrl+O)",
+                                       self.add_requested.emit)
+        self.remove_action = self._action("folder-remove", "Remove from library",
+                                          "Remove the selected folder from the library (its files are not "
+                                          "touched)", self._remove)
+        self.protect_action = self._action("lock", "Protected", "Protect the selected folder: its photos are "
+                                           "never proposed for removal", self._toggle_protect)
+        self.protect_action.setCheckable(True)
+        self.refresh_action = self._action("refresh", "Re-scan all folders", "Re-scan every folder now",
+                                           lambda: controller.start_index())
+        self.add_button = self._tool(self.add_action)
+        self.remove_button = self._tool(self.remove_action)
+        self.protect_button = self._tool(self.protect_action)
+        self.refresh_button = self._tool(self.refresh_action)
+        for action in (self.protect_action, self.remove_action, self.refresh_action):
+            self.view.addAction(action)
+
+        header = QHBoxLayout()
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.add_button)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.remove_button)
+        buttons.addWidget(self.protect_button)
+        buttons.addStretch(1)
+        buttons.addWidget(self.refresh_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 12, 8, 8)
+        layout.addLayout(header)
+        layout.addWidget(self.total)
+        layout.addWidget(self.view, 1)
+        layout.addLayout(buttons)
+
+        controller.snapshot.connect(self.apply_snapshot)
+        self._update_buttons()
+
+    def _action(self, icon_name: str, text: str, tip: str, slot: Callable[[], object]) -> QAction:
+        action = QAction(theme.icon(icon_name), text, self)
+        action.setToolTip(tip)
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _tool(self, action: QAction) -> QToolButton:
+        button = QToolButton(self)
+        button.setDefaultAction(action)
+        button.setIconSize(QSize(20, 20))
+        button.setAutoRaise(True)
+        return button
+
+    def apply_snapshot(self, snap: LibrarySnapshot) -> None:
+        selected = self.selected_path()
+        self.model.set_rows(snap.roots)
+        if selected is not None:
+            row = self.model.row_for_path(selected)
+            if row >= 0:
+                self.view.setCurrentIndex(self.model.index(row))
+        folders = len(snap.roots)
+        self.total.setText(f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
+                           if folders else "No folders yet")
+        self._update_buttons()
+
+    def selected_path(self) -> Path | None:
+        index = self.view.currentIndex()
+        return Path(str(index.data(PathRole))) if index.isValid() else None
+
+    def _update_buttons(self, *_: QModelIndex) -> None:
+        index = self.view.currentIndex()
+        has = index.isValid()
+        self.remove_action.setEnabled(has)
+        self.protect_action.setEnabled(has)
+        protected = bool(index.data(ProtectedRole)) if has else False
+        self.protect_action.setChecked(protected)
+        self.protect_action.setIcon(theme.icon("lock" if protected else "lock-open"))
+
+    def _remove(self) -> None:
+        path = self.selected_path()
+        if path is None:
+            return
+        index = self.view.currentIndex()
+        count = int(index.data(PhotoCountRole) or 0)
+        answer = QMessageBox.question(
+            self,
+            "Remove folder",
+            f"Remove {path} from the library?\n\nIts {count:,} photos are forgotten by photoembed; "
+            "no file is touched.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        if answer == QMessageBox.StandardButton.Yes:
+            self.controller.remove_root(path)
+
+    def _toggle_protect(self) -> None:
+        path = self.selected_path()
+        if path is None:
+            return
+        protected = bool(self.view.currentIndex().data(ProtectedRole))
+        self.controller.set_protected(path, not protected)

@@ -1,0 +1,180 @@
+"""Thumbnails: decoded as ``QImage`` on pool threads, cached as ``QPixmap`` by ``(photo_id, size)``.
+
+The decoder (``photoembed.imaging.decode.load_thumbnail``) runs on a pool thread and the ``QImage`` is built
+there too (``QImage`` is safe off the GUI thread; ``QPixmap`` is not). The GUI thread turns it into a
+``QPixmap`` when it arrives and keeps it in a byte-bounded LRU. Requests are served newest first, so after
+a fast scroll the photos now on screen decode before the ones scrolled past.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QImage, QPixmap
+
+from photoembed.errors import KnownError
+from photoembed.gui.workers import BackgroundPool, TaskError
+
+logger = logging.getLogger(__name__)
+
+ThumbKey = tuple[int, int]  # (photo_id, size)
+Loader = Callable[[Path, int], QImage]
+
+MAX_QUEUED = 400  # older requests are forgotten: they are asked again if their item is painted again
+
+
+def pil_to_qimage(image: Image.Image) -> QImage:
+    """A deep-copied QImage of a PIL image. Safe on any thread."""
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() or image.mode == "P" else "RGB")
+    width, height = image.size
+    if image.mode == "RGBA":
+        data = image.tobytes("raw", "RGBA")
+        qimage = QImage(data, width, height, width * 4, QImage.Format.Format_RGBA8888)
+    else:
+        data = image.tobytes("raw", "RGB")
+        qimage = QImage(data, width, height, width * 3, QImage.Format.Format_RGB888)
+    return qimage.copy()  # detach from ``data``, which Python frees when this returns
+
+
+def load_qimage(path: Path, size: int) -> QImage:
+    """Pool thread: decode a thumbnail (longest side ``size``) with photoembed's decoder."""
+    # Imported here: the decoder pulls in Pillow plugins (HEIF, RAW) that the first window does not need.
+    from photoembed.imaging.decode import load_thumbnail
+
+    try:
+        image = load_thumbnail(path, size=size)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # A bad or vanished photo is data: the grid shows a "cannot read" tile, the log stays quiet.
+        raise KnownError(f"cannot read {path.name}: {exc}") from exc
+    return pil_to_qimage(image)
+
+
+class ThumbnailProvider(QObject):
+    """Lazily decoded, LRU-cached thumbnails. GUI thread API.
+
+    Args:
+        pool: where decoding runs.
+        budget_bytes: the cache's memory budget (pixmaps are evicted least recently used first).
+        loader: decodes one thumbnail on a pool thread (tests inject their own).
+        in_flight: decodes submitted to the pool at once; the rest wait in a newest-first stack.
+
+    Signals:
+        ready(photo_id, size): a thumbnail (or its failure) is now in the cache.
+    """
+
+    ready = Signal(int, int)
+
+    def __init__(
+        self,
+        pool: BackgroundPool,
+        *,
+        budget_bytes: int = 160 * 1024 * 1024,
+        loader: Loader = load_qimage,
+        in_flight: int = 3,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._pool = pool
+        self._loader = loader
+        self._budget = budget_bytes
+        self._in_flight_max = max(1, in_flight)
+        self._cache: collections.OrderedDict[ThumbKey, QPixmap] = collections.OrderedDict()
+        self._bytes = 0
+        self._failed: dict[ThumbKey, str] = {}
+        self._waiting: collections.OrderedDict[ThumbKey, Path] = collections.OrderedDict()
+        self._running: set[ThumbKey] = set()
+        self._epoch = 0
+
+    def get(self, photo_id: int, path: Path, size: int) -> QPixmap | None:
+        """The cached thumbnail, or None after queueing its decode (``ready`` follows)."""
+        key = (photo_id, size)
+        pixmap = self._cache.get(key)
+        if pixmap is not None:
+            self._cache.move_to_end(key)
+            return pixmap
+        if key in self._failed or key in self._running:
+            return None
+        self._waiting[key] = path
+        self._waiting.move_to_end(key)
+        while len(self._waiting) > MAX_QUEUED:
+            self._waiting.popitem(last=False)
+        self._pump()
+        return None
+
+    def failure(self, photo_id: int, size: int) -> str | None:
+        """Why this thumbnail could not be made, if it could not."""
+        return self._failed.get((photo_id, size))
+
+    def forget_pending(self) -> None:
+        """Drop queued requests (a new result set replaces the grid). Running decodes finish."""
+        self._waiting.clear()
+
+    def invalidate(self, photo_ids: set[int] | None = None) -> None:
+        """Forget cached thumbnails (files changed), all of them by default."""
+        keys = [k for k in self._cache if photo_ids is None or k[0] in photo_ids]
+        for key in keys:
+            self._bytes -= _pixmap_bytes(self._cache.pop(key))
+        for key in [k for k in self._failed if photo_ids is None or k[0] in photo_ids]:
+            del self._failed[key]
+        if photo_ids is None:
+            self._epoch += 1
+
+    def pending(self) -> int:
+        """Decodes queued or running."""
+        return len(self._waiting) + len(self._running)
+
+    @property
+    def cached_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def _pump(self) -> None:
+        while self._waiting and len(self._running) < self._in_flight_max:
+            key, path = self._waiting.popitem(last=True)  # newest first: what is on screen now
+            self._running.add(key)
+            self._submit(key, path, self._epoch)
+
+    def _submit(self, key: ThumbKey, path: Path, epoch: int) -> None:
+        loader = self._loader
+        self._pool.submit(
+            lambda: loader(path, key[1]),
+            lambda image: self._arrived(key, epoch, image),
+            lambda error: self._broken(key, epoch, error),
+        )
+
+    def _arrived(self, key: ThumbKey, epoch: int, image: QImage) -> None:
+        self._running.discard(key)
+        if epoch == self._epoch:
+            if image.isNull():
+                self._failed[key] = "empty image"
+            else:
+                pixmap = QPixmap.fromImage(image)
+                self._cache[key] = pixmap
+                self._bytes += _pixmap_bytes(pixmap)
+                self._evict()
+            self.ready.emit(key[0], key[1])
+        self._pump()
+
+    def _broken(self, key: ThumbKey, epoch: int, error: TaskError) -> None:
+        self._running.discard(key)
+        if epoch == self._epoch:
+            self._failed[key] = error.message
+            self.ready.emit(key[0], key[1])
+        self._pump()
+
+    def _evict(self) -> None:
+        while self._bytes > self._budget and len(self._cache) > 1:
+            _, pixmap = self._cache.popitem(last=False)
+            self._bytes -= _pixmap_bytes(pixmap)
+
+
+def _pixmap_bytes(pixmap: QPixmap) -> int:
+    return pixmap.width() * pixmap.height() * max(1, pixmap.depth() // 8)

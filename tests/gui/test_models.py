@@ -1,0 +1,111 @@
+"""Every item model passes Qt's model tester, and updates name the exact rows and roles."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtGui import QColor, QImage
+from pytestqt.modeltest import ModelTester
+from pytestqt.qtbot import QtBot
+
+from photoembed.dedup.records import Cluster, ClusterPhoto
+from photoembed.gui.models import (
+    ClusterPhotosModel,
+    ClustersModel,
+    FailuresModel,
+    PhotoGridModel,
+    RootRow,
+    RootsModel,
+    ThumbnailRole,
+    WatchStateRole,
+    with_keeper,
+)
+from photoembed.gui.thumbnails import ThumbnailProvider
+from photoembed.gui.workers import BackgroundPool
+from photoembed.storage.records import Photo, PhotoInfo
+
+
+def solid(_path: Path, size: int) -> QImage:
+    image = QImage(size, size * 3 // 4, QImage.Format.Format_RGB32)
+    image.fill(QColor("steelblue"))
+    return image
+
+
+def provider() -> ThumbnailProvider:
+    return ThumbnailProvider(BackgroundPool(force_sync=True), loader=solid)
+
+
+def member(pid: int, *, keep: bool, size: int = 1000, protected: bool = False) -> ClusterPhoto:
+    return ClusterPhoto(pid, Path(f"/p/{pid}.jpg"), size, 0, f"h{pid}", keep, "why", "keeper" if keep else "same",
+                        1.0 if keep else 0.97, protected)
+
+
+def test_roots_model(qtmodeltester: ModelTester) -> None:
+    model = RootsModel()
+    model.set_rows([RootRow(1, Path("/a"), False, photos=3), RootRow(2, Path("/b"), True, photos=5, failed=1)])
+    qtmodeltester.check(model, force_py=True)
+    model.set_rows([RootRow(1, Path("/a"), False, photos=4), RootRow(2, Path("/b"), True, photos=5, failed=1)])
+    model.set_watch_states({Path("/b"): "polling"})
+    assert model.index(1).data(WatchStateRole) == "polling"
+    model.set_rows([RootRow(2, Path("/b"), True)])
+    qtmodeltester.check(model, force_py=True)
+    assert model.index(0).data(WatchStateRole) == "polling"  # survives a counts refresh
+
+
+def test_photo_grid_model_loads_thumbnails_on_demand(qtmodeltester: ModelTester, qtbot: QtBot) -> None:
+    thumbs = provider()
+    model = PhotoGridModel(thumbs, thumb_size=64)
+    model.set_results([10, 11, 12], ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg"], [0.9, 0.8, 0.7])
+    qtmodeltester.check(model, force_py=True)
+    assert len(thumbs) == 0  # nothing is decoded until a view paints it
+    assert model.index(1).data(ThumbnailRole) is None  # pending: the delegate paints a placeholder
+    assert len(thumbs) == 1  # decoded (inline here; on a pool thread in the app)
+    pixmap = model.index(1).data(ThumbnailRole)
+    assert pixmap is not None
+    assert pixmap.width() == 64
+    with qtbot.waitSignal(model.dataChanged) as changed:
+        thumbs.invalidate({12})
+        model.index(2).data(ThumbnailRole)
+    assert changed.args is not None
+    assert changed.args[0].row() == 2
+    assert changed.args[2] == [ThumbnailRole, ThumbnailRole + 1]
+    model.clear()
+    qtmodeltester.check(model, force_py=True)
+
+
+def test_failures_model(qtmodeltester: ModelTester) -> None:
+    model = FailuresModel()
+    model.set_failures([("/x/bad.jpg", "file is empty"), ("/x/worse.jpg", "not an image")])
+    qtmodeltester.check(model, force_py=True)
+    assert model.index(1, 1).data() == "not an image"
+
+
+def test_cluster_models_and_keeper_change(qtmodeltester: ModelTester) -> None:
+    thumbs = provider()
+    cluster = Cluster("same", (member(1, keep=True), member(2, keep=False, size=800),
+                               member(3, keep=False, size=700)))
+    clusters = ClustersModel(thumbs)
+    clusters.set_clusters([cluster, Cluster("identical", (member(4, keep=True), member(5, keep=False)))])
+    qtmodeltester.check(clusters, force_py=True)
+    assert clusters.total_savings() == 800 + 700 + 1000
+
+    chosen = with_keeper(cluster, 3)
+    assert [p.photo_id for p in chosen.photos if p.keep] == [3]
+    assert chosen.photos[0].photo_id == 3
+    clusters.replace_cluster(0, chosen)
+    assert clusters.total_savings() == 1000 + 800 + 1000
+    clusters.remove_cluster(1)
+    qtmodeltester.check(clusters, force_py=True)
+
+    members = ClusterPhotosModel(thumbs)
+    members.set_cluster(chosen)
+    members.set_info({3: Photo(3, 1, Path("/p/3.jpg"), 700, 0, "h3", "ok", None, PhotoInfo("jpeg", 40, 30))})
+    qtmodeltester.check(members, force_py=True)
+    members.set_cluster(None)
+    qtmodeltester.check(members, force_py=True)
+
+
+def test_protected_photos_stay_kept_whatever_the_choice() -> None:
+    cluster = Cluster("same", (member(1, keep=True), member(2, keep=True, protected=True), member(3, keep=False)))
+    chosen = with_keeper(cluster, 3)
+    assert {p.photo_id for p in chosen.photos if p.keep} == {2, 3}

@@ -1,0 +1,194 @@
+"""The window end to end (offscreen, worker inline): first run, dropping a folder, search, duplicates."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from pytestqt.qtbot import QtBot
+
+from photoembed.config import Paths
+from photoembed.dedup.records import TrashPlan
+from photoembed.gui.controller import LibraryController
+from photoembed.gui.main_window import MainWindow
+from photoembed.gui.models import PathRole, PhotoCountRole
+
+
+def drop(window: MainWindow, paths: list[Path]) -> None:
+    """What a file manager's drag and drop delivers: a drag-enter, then a drop, with file URLs."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    enter = QDragEnterEvent(QPoint(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    window.dragEnterEvent(enter)
+    assert enter.isAccepted()
+    event = QDropEvent(QPointF(300, 300), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(event)
+    assert event.isAccepted()
+
+
+def test_first_run_explains_what_to_do(window: MainWindow, controller: LibraryController) -> None:
+    controller.open()
+    assert window.stack.currentWidget() is window.empty
+    assert window.empty.model_panel.isVisible()  # no weights on a fresh home: the card says how to get them
+    assert "not installed" in window.empty.model_panel.title.text()
+    assert window.sidebar.total.text() == "No folders yet"
+    assert window.status_area.model_label.text() == "No model: search off"
+
+
+def test_dropping_a_folder_adds_it_and_indexes_it(
+    window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot
+) -> None:
+    controller.open()
+    states: list[tuple[bool, bool]] = []
+    controller.index_state.connect(lambda running, paused: states.append((running, paused)))
+    drop(window, [photos])
+
+    assert (True, False) in states  # indexing started
+    assert controller.library is not None
+    assert [r.path for r in controller.library.catalog.roots()] == [photos.resolve()]
+    assert window.stack.currentWidget() is window.tabs  # the empty state gave way to the views
+    index = window.sidebar.model.index(0)
+    assert index.data(PathRole) == str(photos.resolve())
+    assert index.data(PhotoCountRole) == 13
+    assert controller.library.catalog.counts(None)["ok"] == 13
+
+
+def test_search_without_a_model_says_so_and_the_rest_works(
+    window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot
+) -> None:
+    controller.open(then_add=[photos])
+    window.focus_search()
+    qtbot.keyClicks(window.search.field, "a red car")
+    qtbot.waitUntil(lambda: "needs the embedding model" in window.search.message.text())
+    assert window.search.grid_model.rowCount() == 0
+    assert window.search.model_panel.isVisible()
+
+
+def test_duplicates_trash_and_undo(
+    window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot, tmp_path: Path
+) -> None:
+    controller.open(then_add=[photos])
+    asked: list[TrashPlan] = []
+
+    def confirm(plan: TrashPlan) -> bool:
+        asked.append(plan)
+        return True
+
+    window.dupes.ask_confirmation = confirm  # type: ignore[method-assign]
+    window.tabs.setCurrentWidget(window.dupes)
+    qtbot.waitUntil(lambda: window.dupes.clusters.rowCount() >= 1)
+    clusters = window.dupes.clusters.clusters()
+    identical = next(c for c in clusters if c.tier == "identical")
+    assert {p.path.name for p in identical.photos} == {"img00.jpg", "copy-of-img00.jpg"}
+    row = clusters.index(identical)
+    window.dupes.cluster_list.setCurrentIndex(window.dupes.clusters.index(row))
+    assert window.dupes.members.rowCount() == 2
+
+    # Click the suggested-for-removal photo: it becomes the one kept.
+    removed_first = identical.removable[0]
+    window.dupes._set_keeper(row, removed_first.photo_id)
+    chosen = window.dupes.members.cluster_shown
+    assert chosen is not None
+    assert chosen.photos[0].photo_id == removed_first.photo_id
+
+    window.dupes.trash_current_cluster()
+    assert len(asked) == 1
+    assert asked[0].files == 1
+    gone = asked[0].items[0].path
+    assert gone.name != removed_first.path.name
+    assert not gone.exists()
+    trash = Path(os.environ["XDG_DATA_HOME"]) / "Trash" / "files"
+    assert any(trash.iterdir()), "the file went to the (private) OS trash"
+    assert window.dupes.undo_button.isEnabled()
+    assert controller.library is not None
+    assert controller.library.catalog.photo_by_path(gone) is None
+
+    window.dupes.undo()
+    assert gone.exists()
+    assert controller.library.catalog.photo_by_path(gone) is not None
+    qtbot.waitUntil(lambda: any(c.tier == "identical" for c in window.dupes.clusters.clusters()))
+
+
+def test_remove_and_protect_a_folder(window: MainWindow, controller: LibraryController, photos: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    controller.open(then_add=[photos])
+    window.sidebar.view.setCurrentIndex(window.sidebar.model.index(0))
+    window.sidebar.protect_action.trigger()
+    assert controller.library is not None
+    assert controller.library.catalog.roots()[0].protected
+    assert window.sidebar.protect_action.isChecked()
+
+    from PySide6.QtWidgets import QMessageBox
+
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    window.sidebar.remove_action.trigger()
+    assert controller.library.catalog.roots() == []
+    assert photos.is_dir()
+    assert len(list(photos.iterdir())) == 13
+    assert window.stack.currentWidget() is window.empty
+
+
+def test_failures_dialog_lists_unreadable_photos(window: MainWindow, controller: LibraryController,
+                                                 photos: Path) -> None:
+    (photos / "broken.jpg").write_bytes(b"not a jpeg at all")
+    controller.open(then_add=[photos])
+    assert window.status_area.errors.isVisible()
+    assert window.status_area.errors.text() == "1 unreadable"
+    from photoembed.gui.status import FailuresDialog
+
+    dialog = FailuresDialog(controller, window)
+    assert dialog.model.rowCount() == 1
+    assert dialog.model.index(0, 0).data().endswith("broken.jpg")
+    assert dialog.model.index(0, 1).data()
+    dialog.close()
+
+
+def test_window_geometry_persists(qtbot: QtBot, home: Path, tmp_path: Path) -> None:
+    from photoembed.gui.app import persist_store
+
+    paths = Paths.resolve(home)
+    paths.ensure()
+    saved = None
+    for _ in range(2):
+        ctl = LibraryController(paths, force_sync=True, watch=False)
+        win = MainWindow(ctl, persist=persist_store(paths))
+        qtbot.addWidget(win)
+        if saved is None:
+            win.show()
+            win.resize(win.width(), 480)
+            win.tabs.setCurrentIndex(1)
+            saved = win.size()
+        else:
+            assert win.height() == saved.height() == 480  # (the offscreen screen caps the width)
+            assert win.tabs.currentIndex() == 1
+        win.close()
+
+
+@pytest.mark.model
+def test_search_as_you_type_shows_results(qtbot: QtBot, model_home: Path, photos: Path) -> None:
+    ctl = LibraryController(Paths.resolve(model_home), force_sync=True, watch=False)
+    win = MainWindow(ctl)
+    qtbot.addWidget(win)
+    win.show()
+    ctl.open(then_add=[photos])
+    assert ctl.library is not None
+    assert ctl.library.catalog.counts(ctl.library.settings.model)["embedded"] == 13
+    assert not win.search.model_panel.isVisible()
+    win.focus_search()
+    qtbot.keyClicks(win.search.field, "a blue sky")
+    qtbot.waitUntil(lambda: win.search.grid_model.rowCount() > 0, timeout=10000)
+    model = win.search.grid_model
+    scores = [model.index(i).data(Qt.ItemDataRole.UserRole + 3) for i in range(model.rowCount())]
+    assert scores == sorted(scores, reverse=True)
+    assert {Path(model.index(i).data(PathRole)).parent for i in range(model.rowCount())} == {photos.resolve()}
+    assert "scores" in win.search.summary.text()
+
+    # Find similar: a library photo searches by its stored vector, on the read pool.
+    win.search.search_photo(photos / "img03.jpg")
+    qtbot.waitUntil(lambda: model.rowCount() > 0 and model.index(0).data(PathRole).endswith("img03.jpg"))
+    win.close()
