@@ -30,11 +30,28 @@ def shared_data() -> Path:
 
 
 @pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private freedesktop trash under tmp_path.
+
+    send2trash reads XDG_DATA_HOME once, when first imported; the module's copies are pointed here too so
+    that every test gets its own trash whatever the import order.
+    """
+    from send2trash import plat_other
+
+    xdg = tmp_path / "xdg-data"
+    xdg.mkdir(exist_ok=True)
+    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
+    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
+    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
+    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
+    return xdg / "Trash"
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trash_home: Path) -> Path:
     """A private photoembed home (data, cache, config) and a private OS trash for this test."""
     folder = tmp_path / "home"
     monkeypatch.setenv("PHOTOEMBED_HOME", str(folder))
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     return folder
 
 

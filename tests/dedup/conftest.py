@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,24 +69,6 @@ def photos_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def library(catalog: Catalog, photos_dir: Path) -> PhotoLibrary:
     return PhotoLibrary(catalog, photos_dir)
-
-
-@pytest.fixture
-def trash_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A private freedesktop trash under tmp_path.
-
-    send2trash reads XDG_DATA_HOME once, when first imported; the module's copies are pointed here too so
-    that every test gets its own trash whatever the import order.
-    """
-    from send2trash import plat_other
-
-    xdg = tmp_path / "xdg-data"
-    xdg.mkdir()
-    monkeypatch.setenv("XDG_DATA_HOME", str(xdg))
-    monkeypatch.setattr(plat_other, "XDG_DATA_HOME", os.fsencode(xdg))
-    monkeypatch.setattr(plat_other, "HOMETRASH_B", os.fsencode(xdg / "Trash"))
-    monkeypatch.setattr(plat_other, "HOMETRASH", str(xdg / "Trash"))
-    return xdg / "Trash"
 
 
 @pytest.fixture
