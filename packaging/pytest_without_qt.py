@@ -28,7 +28,7 @@ def main() -> int:
     args = [
         "-c", str(root / "packaging" / "pytest-noqt.ini"),
         "--rootdir", str(root),
-        "-p", "no:pytestqt",
+        "-p", "no:pytest-qt",
         "--ignore", str(root / "tests" / "gui"),
         *sys.argv[1:],
         str(root / "tests"),

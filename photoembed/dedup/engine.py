@@ -114,19 +114,14 @@ class DuplicateEngine:
             yield from self._clip_neighbours(tier)
         yield self._progress("identical", 0, 1)
         nodes = self._identical_nodes()
-        labels = ["identical"] * len(nodes)
         yield self._progress("identical", 1, 1)
         if tier in ("same", "similar"):
-            merged: list[list[int]] = []
-            for group in (yield from self._same_clusters(nodes)):
-                merged.append([r for g in group for r in nodes[g]])
-            nodes, labels = self._merge(nodes, labels, merged_from=merged, label="same")
+            groups = yield from self._same_clusters(nodes)
+            nodes = nodes.merged(groups, label="same")
         if tier == "similar" and has_vectors:
-            merged = []
-            for group in (yield from self._similar_clusters(nodes)):
-                merged.append([r for g in group for r in nodes[g]])
-            nodes, labels = self._merge(nodes, labels, merged_from=merged, label="similar")
-        return [RawCluster(label, rows) for rows, label in zip(nodes, labels, strict=True) if len(rows) >= 2]
+            groups = yield from self._similar_clusters(nodes)
+            nodes = nodes.merged(groups, label="similar")
+        return [RawCluster(nodes.labels[k], rows) for k, rows in sorted(nodes.multi.items())]
 
     def pair_tier(self, a: int, b: int) -> tuple[str, float] | None:
         """How two rows relate (for the keeper's "score" column): the tightest tier and its score."""
@@ -143,35 +138,46 @@ class DuplicateEngine:
 
     # -- stages -------------------------------------------------------------------------------------
 
-    def _identical_nodes(self) -> list[list[int]]:
-        groups: dict[tuple[int, str], list[int]] = {}
-        singles: list[list[int]] = []
-        for row, (size, digest) in enumerate(zip(self.t.sizes.tolist(), self.t.content_hashes, strict=True)):
-            if digest is None:
-                singles.append([row])
-            else:
-                groups.setdefault((size, digest), []).append(row)
-        nodes: list[list[int]] = []
-        for (_, digest), rows in groups.items():
-            if len(rows) > 1 and self.o.marked(digest, digest):
-                nodes.extend([r] for r in rows)  # "these copies are not duplicates", remembered by hash
-            else:
-                nodes.append(rows)
-        return nodes + singles
+    def _identical_nodes(self) -> _Nodes:
+        """One node per group of same size and content hash, in order of first row; rows without a hash last."""
+        n = len(self.t)
+        groups: dict[tuple[int, str], int] = {}
+        gid = np.fromiter(
+            (
+                -1 if digest is None else groups.setdefault((size, digest), len(groups))
+                for size, digest in zip(self.t.sizes.tolist(), self.t.content_hashes, strict=True)
+            ),
+            dtype=np.int64,
+            count=n,
+        )
+        rows = np.arange(n, dtype=np.int64)
+        major = np.where(gid >= 0, gid, len(groups) + rows)
+        minor = np.zeros(n, dtype=np.int64)
+        counts = np.bincount(gid[gid >= 0], minlength=len(groups))
+        copied = np.flatnonzero(counts > 1)
+        if len(copied):
+            order = np.argsort(gid, kind="stable")
+            starts = np.searchsorted(gid[order], copied)
+            for g, start in zip(copied.tolist(), starts.tolist(), strict=True):
+                members = order[start : start + counts[g]]
+                digest = self.t.content_hashes[int(members[0])]
+                if digest is not None and self.o.marked(digest, digest):
+                    minor[members] = members + 1  # "these copies are not duplicates": each its own node, in place
+        _, node_of = np.unique(major * (n + 1) + minor, return_inverse=True)
+        return _Nodes.from_labels(node_of.astype(np.int64), label="identical")
 
-    def _same_clusters(self, nodes: list[list[int]]) -> Generator[DedupProgress, None, list[list[int]]]:
+    def _same_clusters(self, nodes: _Nodes) -> Generator[DedupProgress, None, list[list[int]]]:
         t = self.t
-        reps = np.array([n[0] for n in nodes], dtype=np.int64)
+        reps = nodes.rep
         eligible = np.flatnonzero(t.quality[reps] >= match.MIN_QUALITY)
         chunks: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         if len(eligible) >= 2:
+            yield self._progress("same photo: neighbours", 0, len(eligible))
             layouts = _unit_rows(t.layout[reps[eligible]].astype(np.float32))
             windows = _window_matrices()
             index = NeighbourIndex(layouts)
 
             def window_queries(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-                if len(eligible) > WINDOW_QUERY_LIMIT:
-                    return np.arange(start, stop, dtype=np.int64), layouts[start:stop]
                 grids = t.layout[reps[eligible[start:stop]]].astype(np.float32).reshape(-1, 8, 8)
                 crops = np.einsum("yab,nbc,xdc->nyxad", windows, grids, windows, optimize=True).reshape(
                     len(grids), -1, 64
@@ -184,12 +190,14 @@ class DuplicateEngine:
                 owners = np.repeat(np.arange(start, stop, dtype=np.int64), q.shape[0] // len(grids))
                 return owners, q
 
+            # Beyond the limit each photo queries with itself only: a self-join (see WINDOW_QUERY_LIMIT).
+            windowed = window_queries if len(eligible) <= WINDOW_QUERY_LIMIT else None
             for lo, hi, cos, done in knn_pairs(
-                layouts, k=LAYOUT_K, min_cos=LAYOUT_MIN_COS, index=index, queries=window_queries
+                layouts, k=LAYOUT_K, min_cos=LAYOUT_MIN_COS, index=index, queries=windowed
             ):
                 chunks.append((eligible[lo], eligible[hi], cos))
                 yield self._progress("same photo: neighbours", done, len(eligible))
-        node_of = _node_of_rows(nodes, len(t))
+        node_of = nodes.node_of
         ri, rj, rc = self._clip
         strong = rc >= CLIP_CANDIDATE_COS
         ni, nj = node_of[ri[strong]], node_of[rj[strong]]
@@ -198,8 +206,9 @@ class DuplicateEngine:
         ci, cj, _ = unique_pairs(chunks)
         ci, cj = np.minimum(ci, cj), np.maximum(ci, cj)
         ci, cj, _ = unique_pairs([(ci, cj, np.zeros(len(ci), dtype=np.float32))])
-        # Cheap vectorised PDQ test first; alignment only for what it leaves.
+        # Cheap vectorised PDQ test and CLIP cosines first; alignment only for what they leave.
         dist = _pdq_distances(t.pdq, reps[ci], reps[cj])
+        cos = self._cosines(reps[ci], reps[cj])
         edges_i: list[int] = []
         edges_j: list[int] = []
         scores: list[float] = []
@@ -207,9 +216,9 @@ class DuplicateEngine:
         for k, (a, b) in enumerate(zip(ci.tolist(), cj.tolist(), strict=True)):
             if k % 2048 == 0:
                 yield self._progress("same photo: confirming", k, total)
-            if self._nodes_marked(nodes[a], nodes[b]):
+            if self._nodes_marked(nodes.rows(a), nodes.rows(b)):
                 continue
-            verdict = self._verify(int(reps[a]), int(reps[b]), pdq_distance=int(dist[k]))
+            verdict = self._verify(int(reps[a]), int(reps[b]), pdq_distance=int(dist[k]), cos=float(cos[k]))
             if verdict is not None:
                 edges_i.append(a)
                 edges_j.append(b)
@@ -217,7 +226,10 @@ class DuplicateEngine:
         yield self._progress("same photo: confirming", total, total)
 
         def link(a: int, b: int) -> bool:
-            return not self._nodes_marked(nodes[a], nodes[b]) and self._verify(int(reps[a]), int(reps[b])) is not None
+            return (
+                not self._nodes_marked(nodes.rows(a), nodes.rows(b))
+                and self._verify(int(reps[a]), int(reps[b])) is not None
+            )
 
         return complete_link_clusters(
             len(nodes),
@@ -227,17 +239,17 @@ class DuplicateEngine:
             link=link,
         )
 
-    def _similar_clusters(self, nodes: list[list[int]]) -> Generator[DedupProgress, None, list[list[int]]]:
+    def _similar_clusters(self, nodes: _Nodes) -> Generator[DedupProgress, None, list[list[int]]]:
         vec_rows = self._vector_nodes(nodes)
         if vec_rows is None:
             return []
-        node_ids, vectors = vec_rows
-        reps_taken = np.array([self._node_taken(nodes[n]) for n in node_ids.tolist()], dtype=np.float64)
+        node_ids, vec_row = vec_rows
         window = self.o.time_window_s
         threshold = self.o.similar_threshold
+        reps_taken = self._nodes_taken(nodes, node_ids) if window else None
 
         def within(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-            if not window:
+            if reps_taken is None:
                 return np.ones(len(a), dtype=bool)
             return np.abs(reps_taken[a] - reps_taken[b]) <= window  # NaN (unknown time) compares False
 
@@ -245,7 +257,7 @@ class DuplicateEngine:
         # nodes' representatives (what the on-demand links below compare too).
         local_of = np.full(len(nodes), -1, dtype=np.int64)
         local_of[node_ids] = np.arange(len(node_ids))
-        node_of = _node_of_rows(nodes, len(self.t))
+        node_of = nodes.node_of
         ri, rj, _ = self._clip
         li, lj = local_of[node_of[ri]], local_of[node_of[rj]]
         ok = (li >= 0) & (lj >= 0) & (li != lj)
@@ -253,23 +265,26 @@ class DuplicateEngine:
         chunks = []
         for start in range(0, len(li), 65536):
             a, b = li[start : start + 65536], lj[start : start + 65536]
-            cos = np.einsum("ij,ij->i", vectors[a].astype(np.float32), vectors[b].astype(np.float32))
+            cos = self._cosines(vec_row[a], vec_row[b])
             good = (cos >= threshold) & within(a, b)
             chunks.append((a[good], b[good], cos[good].astype(np.float32)))
         yield self._progress("similar shots", len(li), len(li))
         li, lj, ls = unique_pairs(chunks)
         keep = np.array(
-            [not self._nodes_marked(nodes[node_ids[a]], nodes[node_ids[b]]) for a, b in zip(li, lj, strict=True)],
+            [
+                not self._nodes_marked(nodes.rows(int(node_ids[a])), nodes.rows(int(node_ids[b])))
+                for a, b in zip(li.tolist(), lj.tolist(), strict=True)
+            ],
             dtype=bool,
         )
         li, lj, ls = li[keep], lj[keep], ls[keep]
 
         def link(a: int, b: int) -> bool:
-            if self._nodes_marked(nodes[node_ids[a]], nodes[node_ids[b]]):
+            if self._nodes_marked(nodes.rows(int(node_ids[a])), nodes.rows(int(node_ids[b]))):
                 return False
             if not within(np.array([a]), np.array([b]))[0]:
                 return False
-            return float(np.dot(vectors[a].astype(np.float32), vectors[b].astype(np.float32))) >= threshold
+            return float(self._cosines(vec_row[[a]], vec_row[[b]])[0]) >= threshold
 
         local = complete_link_clusters(len(node_ids), li, lj, ls, link=link)
         return [[int(node_ids[x]) for x in group] for group in local]
@@ -283,16 +298,22 @@ class DuplicateEngine:
         if len(rows) < 2:
             return
         min_cos = CLIP_CANDIDATE_COS if tier == "same" else min(CLIP_CANDIDATE_COS, self.o.similar_threshold)
+        everyone = len(rows) == len(t)
+        vectors = t.vectors if everyone else t.vectors[rows]  # no copy in the usual case: all are embedded
+        yield self._progress("CLIP neighbours", 0, len(rows))  # the index build below takes a while
         chunks = []
-        for lo, hi, cos, done in knn_pairs(t.vectors[rows], k=SIMILAR_K, min_cos=min_cos):
-            chunks.append((rows[lo], rows[hi], cos))
+        for lo, hi, cos, done in knn_pairs(vectors, k=SIMILAR_K, min_cos=min_cos):
+            chunks.append((lo, hi, cos) if everyone else (rows[lo], rows[hi], cos))
             yield self._progress("CLIP neighbours", done, len(rows))
         self._clip = unique_pairs(chunks)
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _verify(self, a: int, b: int, *, pdq_distance: int | None = None) -> float | None:
-        """Same photo? The confirmation score, or None. Memoised per pair."""
+    def _verify(self, a: int, b: int, *, pdq_distance: int | None = None, cos: float | None = None) -> float | None:
+        """Same photo? The confirmation score, or None. Memoised per pair.
+
+        ``pdq_distance`` and ``cos`` (the CLIP cosine, NaN without vectors) may be passed when computed in bulk.
+        """
         key = (a, b) if a < b else (b, a)
         if key in self._verdicts:
             return self._verdicts[key]
@@ -314,7 +335,8 @@ class DuplicateEngine:
                             verdict = turned
         both_embedded = t.has_vector is not None and bool(t.has_vector[a] and t.has_vector[b])
         if verdict is not None and t.vectors is not None and both_embedded:
-            cos = float(np.dot(t.vectors[a].astype(np.float32), t.vectors[b].astype(np.float32)))
+            if cos is None:
+                cos = float(np.dot(t.vectors[a].astype(np.float32), t.vectors[b].astype(np.float32)))
             if cos < SAME_MIN_COS:
                 verdict = None
         self._verdicts[key] = verdict
@@ -334,34 +356,39 @@ class DuplicateEngine:
         hb = {hashes[r] for r in b} - {None}
         return any(self.o.marked(x, y) for x in ha for y in hb if x is not None and y is not None)
 
-    def _vector_nodes(self, nodes: list[list[int]]) -> tuple[np.ndarray, np.ndarray] | None:
+    def _cosines(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """CLIP cosines of row pairs (float32; NaN where either has no vector or there are none)."""
+        t = self.t
+        if t.vectors is None or t.has_vector is None:
+            return np.full(len(a), np.nan, dtype=np.float32)
+        left, right = np.asarray(t.vectors[a], dtype=np.float32), np.asarray(t.vectors[b], dtype=np.float32)
+        cos = np.einsum("ij,ij->i", left, right)
+        return np.where(t.has_vector[a] & t.has_vector[b], cos, np.float32(np.nan)).astype(np.float32)
+
+    def _vector_nodes(self, nodes: _Nodes) -> tuple[np.ndarray, np.ndarray] | None:
+        """``(node ids, vector row)`` of the nodes with a vector: each one's first row that has one."""
         t = self.t
         if t.vectors is None or t.has_vector is None:
             return None
-        node_ids: list[int] = []
-        rows: list[int] = []
-        for n, members in enumerate(nodes):
-            for r in members:
-                if t.has_vector[r]:
-                    node_ids.append(n)
-                    rows.append(r)
-                    break
-        if len(rows) < 2:
+        vec_row = nodes.rep.copy()
+        has = t.has_vector[vec_row].copy()
+        for k, members in nodes.multi.items():
+            embedded = [r for r in members if t.has_vector[r]]
+            has[k] = bool(embedded)
+            vec_row[k] = embedded[0] if embedded else members[0]
+        node_ids = np.flatnonzero(has)
+        if len(node_ids) < 2:
             return None
-        return np.array(node_ids, dtype=np.int64), t.vectors[np.array(rows, dtype=np.int64)]
+        return node_ids, vec_row[node_ids]
 
-    def _node_taken(self, rows: list[int]) -> float:
-        times = self.t.taken[rows]
-        times = times[~np.isnan(times)]
-        return float(times.min()) if len(times) else float("nan")
-
-    @staticmethod
-    def _merge(
-        nodes: list[list[int]], labels: list[str], *, merged_from: list[list[int]], label: str
-    ) -> tuple[list[list[int]], list[str]]:
-        taken = {r for rows in merged_from for r in rows}
-        kept = [(rows, lab) for rows, lab in zip(nodes, labels, strict=True) if rows[0] not in taken]
-        return [*(rows for rows, _ in kept), *merged_from], [*(lab for _, lab in kept), *([label] * len(merged_from))]
+    def _nodes_taken(self, nodes: _Nodes, node_ids: np.ndarray) -> np.ndarray:
+        """Each node's earliest known capture time (NaN: unknown)."""
+        taken = self.t.taken[nodes.rep].astype(np.float64)
+        for k, members in nodes.multi.items():
+            times = self.t.taken[members]
+            times = times[~np.isnan(times)]
+            taken[k] = float(times.min()) if len(times) else float("nan")
+        return taken[node_ids]
 
     def _progress(self, phase: str, done: int, total: int) -> DedupProgress:
         if self.o.cancel is not None and self.o.cancel.is_set():
@@ -369,11 +396,61 @@ class DuplicateEngine:
         return DedupProgress(phase=phase, done=done, total=total)
 
 
-def _node_of_rows(nodes: list[list[int]], n: int) -> np.ndarray:
-    node_of = np.full(n, -1, dtype=np.int64)
-    for k, members in enumerate(nodes):
-        node_of[members] = k
-    return node_of
+class _Nodes:
+    """Groups of rows treated as one (identical files, then same-photo clusters), as compact arrays.
+
+    Most nodes are single rows; only the others keep a Python list of their rows. Node numbers follow the
+    order the tiers produce them in: nodes not merged keep their order, merged clusters come after.
+
+    Attributes:
+        node_of: int64 [rows]: each row's node.
+        rep: int64 [nodes]: each node's first row (its representative).
+        multi: the rows of each node of several rows, in order.
+        labels: the tier of each node of several rows.
+    """
+
+    def __init__(self, node_of: np.ndarray, rep: np.ndarray, multi: dict[int, list[int]], labels: dict[int, str]):
+        self.node_of = node_of
+        self.rep = rep
+        self.multi = multi
+        self.labels = labels
+
+    @classmethod
+    def from_labels(cls, node_of: np.ndarray, *, label: str) -> _Nodes:
+        """Nodes from each row's node number (0..count-1); a node's rows in row order."""
+        order = np.argsort(node_of, kind="stable")
+        count = int(node_of.max()) + 1 if len(node_of) else 0
+        starts = np.searchsorted(node_of[order], np.arange(count + 1))
+        rep = order[starts[:-1]]
+        sizes = np.diff(starts)
+        multi = {int(k): order[starts[k] : starts[k + 1]].tolist() for k in np.flatnonzero(sizes > 1).tolist()}
+        return cls(node_of, rep, multi, dict.fromkeys(multi, label))
+
+    def __len__(self) -> int:
+        return len(self.rep)
+
+    def rows(self, node: int) -> list[int]:
+        return self.multi.get(node) or [int(self.rep[node])]
+
+    def merged(self, groups: list[list[int]], *, label: str) -> _Nodes:
+        """Each group (node numbers, seed first) becomes one node of ``label``, after the nodes left alone."""
+        if not groups:
+            return self
+        grouped = np.zeros(len(self), dtype=bool)
+        for g in groups:
+            grouped[g] = True
+        kept = np.flatnonzero(~grouped)
+        new_id = np.empty(len(self), dtype=np.int64)
+        new_id[kept] = np.arange(len(kept))
+        for c, g in enumerate(groups):
+            new_id[g] = len(kept) + c
+        rep = np.concatenate([self.rep[kept], np.array([self.rep[g[0]] for g in groups], dtype=np.int64)])
+        multi = {int(new_id[k]): rows for k, rows in self.multi.items() if not grouped[k]}
+        labels = {int(new_id[k]): lab for k, lab in self.labels.items() if not grouped[k]}
+        for c, g in enumerate(groups):
+            multi[len(kept) + c] = [r for x in g for r in self.rows(x)]
+            labels[len(kept) + c] = label
+        return _Nodes(new_id[self.node_of], rep, multi, labels)
 
 
 def _unit_rows(x: np.ndarray) -> np.ndarray:
