@@ -2,13 +2,16 @@
 
 Run under a virtual display::
 
-    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python packaging/screenshots.py --out DIR [--dark]
+    xvfb-run -a -s "-screen 0 1600x1000x24" .venv/bin/python packaging/screenshots.py --out DIR [--dark] \
+        [--source {photos-large,flickr8k}]
 
-It builds a private library in a temporary folder from ``../shared/data`` (real photos, their re-encoded
-copies as duplicates), installs the tiny random-weight test model (tests/tiny_clip.py) so that search runs
-end to end (its ranking is meaningless: real weights are not available offline), and saves:
-first run, indexing, search results, the photo viewer, duplicates, the move-to-trash confirmation's
-result with undo, the failures dialog and the settings dialog.
+It builds a private library in a temporary folder from ``../shared/data``: by default from ``photos-large``
+(openly licensed photos, see its LICENSES.csv; the only source fit for committed screenshots) with derived
+re-encoded copies, an identical copy, a crop and burst variants as duplicates; ``--source flickr8k`` uses
+Flickr8k (research use only: local use, never commit its screenshots). It installs the tiny random-weight
+test model (tests/tiny_clip.py) so that search runs end to end (its ranking is meaningless: real weights are
+not available offline), and saves: first run, indexing, search results, the photo viewer, duplicates, the
+move-to-trash confirmation's result with undo, the failures dialog and the settings dialog.
 """
 
 from __future__ import annotations
@@ -25,23 +28,137 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 SHARED = REPO.parent / "shared" / "data"
+# Photo source -> the query the search screenshot shows.
+SOURCES = {"photos-large": "mountains at sunset", "flickr8k": "a dog on the beach"}
 
 
-def prepare_photos(folder: Path) -> None:
-    """Real photos, a few re-encoded copies (same photo, other file), an identical copy and a broken file."""
+def prepare_flickr8k(folder: Path) -> int:
+    """Flickr8k photos (research use only: never for committed screenshots), re-encoded copies, an identical copy.
+
+    Returns:
+        How many readable photos the folder holds.
+    """
     originals = sorted((SHARED / "flickr8k" / "original").glob("*.jpg"))[:60]
-    folder.mkdir(parents=True)
     (folder / "trips").mkdir()
     for i, photo in enumerate(originals):
         target = folder / ("trips" if i % 3 == 0 else ".") / photo.name
         shutil.copy(photo, target)
+    copies = 0
     for photo in originals[:6]:
         copy = SHARED / "flickr8k" / "recompressed" / photo.name
         if copy.exists():
             shutil.copy(copy, folder / f"{photo.stem}-small.jpg")
+            copies += 1
     shutil.copy(originals[7], folder / f"{originals[7].stem} (copy).jpg")
+    return len(originals) + copies + 1
+
+
+# Regions (left, top, right, bottom as fractions) cut from the big photos as further distinct "photos": each
+# shows another part of the scene, as a second shot from the same walk would.
+EXTRA_REGIONS: tuple[tuple[str, tuple[float, float, float, float]], ...] = (
+    ("seeding", (0.0, 0.0, 0.45, 0.8)),
+    ("seeding", (0.55, 0.2, 1.0, 1.0)),
+    ("sunset", (0.0, 0.3, 0.5, 1.0)),
+    ("sunset", (0.5, 0.0, 1.0, 0.6)),
+    ("Bridge", (0.0, 0.0, 0.5, 0.7)),
+    ("Bridge", (0.6, 0.3, 1.0, 1.0)),
+    ("Dragonfly", (0.0, 0.5, 0.5, 1.0)),
+    ("picosdeeuropa", (0.5, 0.0, 1.0, 0.6)),
+    ("life", (0.0, 0.0, 0.5, 0.6)),
+    ("aitzgorri", (0.45, 0.35, 1.0, 1.0)),
+)
+
+
+def prepare_photos_large(folder: Path) -> int:
+    """Openly licensed photos (photos-large, see its LICENSES.csv) and realistic duplicates derived from them.
+
+    Each photo is downscaled to 1600 px as the "original"; then a half-size re-encoded copy of a few (same photo,
+    other file), an identical copy of one, a 10% crop of one, burst variants (small shifts and exposure changes)
+    of two, and crops of other regions of the big photos as further distinct photos.
+
+    Returns:
+        How many readable photos the folder holds.
+    """
+    import datetime as dt
+
+    from PIL import Image, ImageEnhance
+
+    sources = sorted((SHARED / "photos-large").glob("*.jpg"))
+    (folder / "trips").mkdir()
+    start = dt.datetime(2023, 6, 3, 9, 12, 0)
+    written: list[Path] = []
+
+    def save(image: Image.Image, path: Path, *, when: dt.datetime, quality: int = 90) -> Path:
+        exif = Image.Exif()
+        stamp = when.strftime("%Y:%m:%d %H:%M:%S")
+        exif[0x0132] = stamp  # DateTime
+        exif.get_ifd(0x8769)[0x9003] = stamp  # DateTimeOriginal: the app's "taken" date
+        image.save(path, "JPEG", quality=quality, exif=exif)
+        written.append(path)
+        return path
+
+    def fit(image: Image.Image, long_side: int) -> Image.Image:
+        scale = long_side / max(image.size)
+        if scale >= 1:
+            return image.copy()
+        return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
+
+    def crop(image: Image.Image, box: tuple[float, float, float, float]) -> Image.Image:
+        w, h = image.size
+        return image.crop((round(box[0] * w), round(box[1] * h), round(box[2] * w), round(box[3] * h)))
+
+    big: dict[str, Image.Image] = {}
+    originals: dict[str, tuple[Path, Image.Image, dt.datetime]] = {}
+    for i, source in enumerate(sources):
+        with Image.open(source) as opened:
+            image = opened.convert("RGB")
+        key = source.stem.split("_by_")[0]
+        big[key] = image
+        when = start + dt.timedelta(days=9 * i, hours=i)
+        small = fit(image, 1600)
+        path = save(small, folder / ("trips" if i % 3 == 0 else ".") / source.name, when=when)
+        originals[key] = (path, small, when)
+
+    # Same photo, other file: half-size, re-encoded harder (as a messenger app or an export would).
+    for key in ("Bridge", "Wine", "greentock"):
+        path, small, when = originals[key]
+        save(fit(small, 800), folder / f"{path.stem}-small.jpg", when=when, quality=70)
+    # Identical files.
+    path, _, _ = originals["sunset"]
+    shutil.copyfile(path, folder / f"{path.stem} (copy).jpg")
+    written.append(folder / f"{path.stem} (copy).jpg")
+    # A 10% crop (trimmed edges).
+    path, small, when = originals["picosdeeuropa"]
+    save(crop(small, (0.05, 0.05, 0.95, 0.95)), folder / f"{path.stem}-edit.jpg", when=when)
+    # Bursts: the same scene a second apart, slightly moved, exposure drifting.
+    for key, variants in (
+        ("Dragonfly", ((0.02, 0.0, 1.0, 0.98, 1.06), (0.0, 0.03, 0.97, 1.0, 0.94), (0.03, 0.02, 1.0, 1.0, 1.1))),
+        ("free", ((0.0, 0.02, 0.98, 1.0, 0.92), (0.02, 0.0, 1.0, 0.97, 1.05))),
+    ):
+        path, small, when = originals[key]
+        for n, (left, top, right, bottom, brightness) in enumerate(variants, start=2):
+            shifted = crop(small, (left, top, right, bottom)).resize(small.size, Image.Resampling.LANCZOS)
+            shifted = ImageEnhance.Brightness(shifted).enhance(brightness)
+            save(shifted, folder / f"{path.stem}-burst{n}.jpg", when=when + dt.timedelta(seconds=n - 1))
+    # Other parts of the big photos, as further distinct photos.
+    for n, (key, box) in enumerate(EXTRA_REGIONS):
+        _, _, when = originals[key]
+        target = folder / ("trips" if n % 2 else ".") / f"IMG_{4102 + 7 * n}.jpg"
+        save(fit(crop(big[key], box), 1600), target, when=when + dt.timedelta(minutes=20 + n))
+    return len(written)
+
+
+def prepare_photos(folder: Path, source: str) -> int:
+    """The library's photos from ``source``, plus a broken and an empty file (recorded as failures).
+
+    Returns:
+        How many readable photos the folder holds.
+    """
+    folder.mkdir(parents=True)
+    count = prepare_flickr8k(folder) if source == "flickr8k" else prepare_photos_large(folder)
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a jpeg")
     (folder / "empty.jpg").write_bytes(b"")
+    return count
 
 
 def install_tiny_model(home: Path) -> None:
@@ -61,6 +178,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--dark", action="store_true", help="dark palette (as a desktop in dark mode)")
+    parser.add_argument("--source", choices=SOURCES, default="photos-large",
+                        help="photos-large: openly licensed, for the README; flickr8k: research use only, local use")
     args = parser.parse_args()
     if args.dark:
         os.environ["PHOTOEMBED_COLOR_SCHEME"] = "dark"
@@ -70,7 +189,8 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="photoembed-shots-"))
     os.environ["XDG_DATA_HOME"] = str(tmp / "xdg")  # the trash of this run stays in the temporary folder
     photos = tmp / "Photos"
-    prepare_photos(photos)
+    expected = prepare_photos(photos, args.source)
+    query = SOURCES[args.source]
     home = tmp / "home"
 
     from PySide6.QtCore import QTimer
@@ -88,7 +208,7 @@ def main() -> int:
     app = create_application([])
     controller = LibraryController(Paths.resolve(home), watch=True)
     window = MainWindow(controller)
-    window.resize(1440, 900)
+    window.resize(1600, 900)  # wide enough for three photos side by side in the duplicates compare panel
     window.show()
     controller.open()
 
@@ -127,8 +247,8 @@ def main() -> int:
     then(always, add_folder)
     # 3. Search.
     then(lambda: not controller.index.running and controller.last_snapshot is not None
-         and controller.last_snapshot.embedded > 40,
-         lambda: (window.tabs.setCurrentWidget(window.search), window.search.search_text("a dog on the beach")))
+         and controller.last_snapshot.embedded >= expected,
+         lambda: (window.tabs.setCurrentWidget(window.search), window.search.search_text(query)))
     then(lambda: window.search.grid_model.rowCount() > 20, lambda: None)
     def thumbnails_settled() -> bool:
         return len(controller.thumbnails) > 0 and controller.thumbnails.pending() == 0
@@ -146,8 +266,41 @@ def main() -> int:
     # 5. Duplicates.
     # The tiny test model's vectors are random, so its "similar shots" mean nothing: show the tiers that do
     # not depend on the model (identical files, same photo re-encoded).
+    dupes_status: list[str] = []
+    window.dupes.status.connect(dupes_status.append)
+
+    def dupes_settled() -> bool:
+        # Each re-cluster first says "Looking for duplicates…" and ends with "N clusters of duplicates" (or the
+        # "No duplicates found" page): wait for the answer to the latest request, not a stale list.
+        if window.dupes.body.currentWidget() is window.dupes.message:
+            return window.dupes.message.text().startswith("No duplicates")
+        return bool(dupes_status) and dupes_status[-1].endswith("clusters of duplicates")
+
+    polls = {"dupes": 0}
+
+    def dupes_settled_or_retry() -> bool:
+        # Once (in about one run of several) the answer to a re-cluster never arrived; say so, and ask again as a
+        # user would with the refresh button rather than fail the whole run.
+        if dupes_settled():
+            return True
+        polls["dupes"] += 1
+        if polls["dupes"] % 100 == 0:
+            sys.stderr.write(f"duplicates not settled after {polls['dupes'] // 5} s (status {dupes_status[-2:]}, "
+                             f"page {window.dupes.message.text()!r}): looking again\n")
+            window.dupes.recluster()
+        return False
     then(always, lambda: (window.tabs.setCurrentWidget(window.dupes), window.dupes.tier_buttons.button(2).click()))
-    then(lambda: window.dupes.clusters.rowCount() >= 2 and bool(window.dupes.members.info()), lambda: None)
+
+    def show_burst_cluster() -> None:
+        # A burst says more than a pair; three photos fill one row of the compare panel without being cut off.
+        # A slightly wider list than the default shows the cluster titles whole.
+        dupes = window.dupes
+        dupes.splitter.setSizes([320, 1100])
+        sizes = [len(cluster.photos) for cluster in dupes.clusters.clusters()]
+        best = max(range(len(sizes)), key=lambda row: (sizes[row] <= 3, sizes[row]))
+        dupes.cluster_list.setCurrentIndex(dupes.clusters.index(best))
+    then(lambda: dupes_settled_or_retry() and window.dupes.clusters.rowCount() >= 2, show_burst_cluster)
+    then(lambda: bool(window.dupes.members.info()), lambda: None)
     then(thumbnails_settled, lambda: shot(window, "05-duplicates"))
     # 6. Trash the suggested copies, then show the undo state.
     confirmed: list[TrashPlan] = []
@@ -155,7 +308,8 @@ def main() -> int:
         window.dupes.ask_confirmation = lambda plan: bool(confirmed.append(plan) or True)  # type: ignore[method-assign]
         window.dupes.trash_all_clusters()
     then(always, trash_all)
-    then(lambda: window.dupes.undo_button.isEnabled(), lambda: shot(window, "06-after-trash-undo-ready"))
+    then(lambda: window.dupes.undo_button.isEnabled() and dupes_settled_or_retry(), lambda: None)
+    then(thumbnails_settled, lambda: shot(window, "06-after-trash-undo-ready"))
     # 7. The failures dialog and the settings.
     def failures() -> None:
         dialog = FailuresDialog(controller, window)
