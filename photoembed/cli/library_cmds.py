@@ -33,9 +33,10 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
     status.set_defaults(handler=cmd_status)
 
-    from photoembed.bench.ingest import register_bench
+    from photoembed.bench import ingest, rescan
 
-    register_bench(bench_subparsers)
+    ingest.register_bench(bench_subparsers)
+    rescan.register_bench(bench_subparsers)
 
 
 LibraryFactory = Callable[[], Any]
