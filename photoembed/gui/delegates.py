@@ -8,6 +8,7 @@ from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem,
 
 from photoembed.gui import theme
 from photoembed.gui.models import (
+    ActivityRole,
     FailedCountRole,
     PhotoCountRole,
     ProtectedRole,
@@ -186,6 +187,9 @@ class RootDelegate(QStyledItemDelegate):
         photos = int(index.data(PhotoCountRole) or 0)
         failed = int(index.data(FailedCountRole) or 0)
         detail = f"{photos:,} photos"
+        activity = str(index.data(ActivityRole) or "")
+        if activity:
+            detail = f"{activity} · {detail}" if photos else activity  # not "0 photos" while it is indexed
         if failed:
             detail += f" · {failed:,} unreadable"
         painter.setFont(small)

@@ -98,7 +98,8 @@ def _paint_thumb(painter: QPainter, box: QRect, pixmap: object, failed: object, 
 
 
 class ClusterDelegate(QStyledItemDelegate):
-    """A cluster in the list: keeper thumbnail, tier, photo count and the space it frees."""
+    """A cluster in the list: keeper thumbnail, then a line each for the tier, the keeper's name, and the count
+    with the space it frees (the tier alone on its line fits the list's minimum width without eliding)."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -127,8 +128,7 @@ class ClusterDelegate(QStyledItemDelegate):
         painter.setFont(bold)
         count = int(index.data(PhotoCountRole) or 0)
         tier = str(index.data(TierRole))
-        title = QFontMetrics(bold).elidedText(f"{count} photos · {TIER_TITLES.get(tier, tier)}",
-                                              Qt.TextElideMode.ElideRight, width)
+        title = QFontMetrics(bold).elidedText(TIER_TITLES.get(tier, tier), Qt.TextElideMode.ElideRight, width)
         painter.drawText(QRect(left, rect.y() + 6, width, metrics.height()), Qt.AlignmentFlag.AlignLeft, title)
         painter.setFont(option.font)
         name = metrics.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle, width)
@@ -137,8 +137,10 @@ class ClusterDelegate(QStyledItemDelegate):
                          Qt.AlignmentFlag.AlignLeft, name)
         savings = int(index.data(SavingsRole) or 0)
         painter.setPen(fg if selected else theme.ACCENT_KEEP)
+        frees = f"frees {human_bytes(savings)}" if savings else "nothing to free"
         painter.drawText(QRect(left, rect.y() + 10 + 2 * metrics.height(), width, metrics.height()),
-                         Qt.AlignmentFlag.AlignLeft, f"frees {human_bytes(savings)}" if savings else "nothing to free")
+                         Qt.AlignmentFlag.AlignLeft,
+                         metrics.elidedText(f"{count} photos · {frees}", Qt.TextElideMode.ElideRight, width))
         painter.restore()
 
 
@@ -200,10 +202,11 @@ class CompareDelegate(QStyledItemDelegate):
         width = rect.width() - 24
         y = box.bottom() + 8
         info = index.data(InfoRole)
-        lines: list[tuple[str, QColor, bool]] = [
-            (metrics.elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)), Qt.TextElideMode.ElideMiddle, width),
-             text, True),
-        ]
+        name_font = QFont(base_font)
+        name_font.setBold(True)  # measured in the font it is drawn in, or the bold name overruns the card
+        name = QFontMetrics(name_font).elidedText(str(index.data(Qt.ItemDataRole.DisplayRole)),
+                                                  Qt.TextElideMode.ElideMiddle, width)
+        lines: list[tuple[str, QColor, bool]] = [(name, text, True)]
         if isinstance(info, Photo):
             pi = info.info
             dims = f"{pi.width:,} × {pi.height:,}" if pi.width and pi.height else "size unknown"
@@ -246,6 +249,7 @@ class DuplicatesView(QWidget):
         self._has_vectors = False
         self._last_batch: int | None = None
         self._last_batch_text = ""
+        self._announce = True  # whether the running clustering reports in the status bar
 
         # -- top bar: tier, threshold, totals, bulk actions
         self.tier_buttons = QButtonGroup(self)
@@ -271,14 +275,17 @@ class DuplicatesView(QWidget):
         self._recluster_timer = QTimer(self)
         self._recluster_timer.setSingleShot(True)
         self._recluster_timer.setInterval(RECLUSTER_DELAY_MS)
-        self._recluster_timer.timeout.connect(self.recluster)
+        # A slider move is the user's request and is reported; a library change re-clusters quietly (it must
+        # not hide a message such as "Moved … Undo puts them back").
+        self._timer_announces = False
+        self._recluster_timer.timeout.connect(lambda: self.recluster(announce=self._timer_announces))
         self.slider.setValue(round(controller.settings.similar_threshold * SLIDER_SCALE))
 
         self.refresh_button = QToolButton(self)
         self.refresh_button.setIcon(theme.icon("refresh"))
         self.refresh_button.setToolTip("Look for duplicates again")
         self.refresh_button.setAutoRaise(True)
-        self.refresh_button.clicked.connect(self.recluster)
+        self.refresh_button.clicked.connect(lambda _checked=False: self.recluster())
 
         tier_row.addSpacing(16)
         tier_row.addWidget(QLabel("Similar shots:", self))
@@ -309,7 +316,7 @@ class DuplicatesView(QWidget):
         self.cluster_list.setUniformItemSizes(True)
         self.cluster_list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.cluster_list.selectionModel().currentChanged.connect(self._cluster_selected)
-        self.cluster_list.setMinimumWidth(260)
+        self.cluster_list.setMinimumWidth(280)
 
         # -- compare panel
         self.members = ClusterPhotosModel(controller.thumbnails, thumb_size=COMPARE_THUMB, parent=self)
@@ -402,13 +409,28 @@ class DuplicatesView(QWidget):
     def threshold(self) -> float:
         return self.slider.value() / SLIDER_SCALE
 
-    def recluster(self) -> None:
-        """Cluster again with the current tier and threshold (off the GUI thread; stale answers dropped)."""
+    def recluster(self, *, announce: bool = True) -> None:
+        """Cluster again with the current tier and threshold (off the GUI thread; stale answers dropped).
+
+        Args:
+            announce: say in the status bar that clustering runs, and what it found. Off after a move to the
+                trash or an undo, whose own message (with its "Undo" hint) must stay in view.
+        """
         self._recluster_timer.stop()
+        self._timer_announces = False
         if self.controller.library is None:
+            return
+        snap = self.controller.last_snapshot
+        if snap is None or not snap.roots:
+            # Nothing to cluster: no job runs, so none is announced. Stay dirty so the first folder clusters.
+            self._request += 1
+            self._announce = False
+            self._apply([], self._request)
+            self._show_message("Add a folder of photos to look for duplicates.")
             return
         self._dirty = False
         self._request += 1
+        self._announce = announce
         request = self._request
         tier = self.current_tier()
         if tier == "similar" and not self._has_vectors:
@@ -418,7 +440,8 @@ class DuplicatesView(QWidget):
             return
         if tier is None and not self._has_vectors:
             tier = "same"  # without vectors, the loosest tier that can be computed
-        self.status.emit("Looking for duplicates…")
+        if announce:
+            self.status.emit("Looking for duplicates…")
         if not self.clusters.rowCount():
             self._show_message("Looking for duplicates…")
         self.controller.find_clusters(
@@ -439,6 +462,8 @@ class DuplicatesView(QWidget):
             self.members.set_cluster(None)
             self._cluster_selected(QModelIndex())
             self._show_message("No duplicates found. New photos are checked as they are indexed.")
+            if self._announce:
+                self.status.emit("No duplicates found")
             return
         self.body.setCurrentWidget(self.splitter)
         row = 0
@@ -446,14 +471,18 @@ class DuplicatesView(QWidget):
             keeper = shown.photos[0].photo_id
             row = next((i for i, c in enumerate(clusters) if c.photos[0].photo_id == keeper), 0)
         self.cluster_list.setCurrentIndex(self.clusters.index(row))
-        self.status.emit(f"{len(clusters):,} clusters of duplicates")
+        if self._announce:
+            self.status.emit(f"{len(clusters):,} cluster{'s' if len(clusters) != 1 else ''} of duplicates")
 
     def _failed(self, error: TaskError, request: int) -> None:
         if request == self._request:
             self._show_message(error.message)
+            if self._announce:
+                self.status.emit(error.message)
 
     def _slider_moved(self, _value: int) -> None:
         self._update_slider_label()
+        self._timer_announces = True
         self._recluster_timer.start()
 
     def _update_slider_label(self) -> None:
@@ -466,6 +495,8 @@ class DuplicatesView(QWidget):
 
     def _snapshot(self, snap: LibrarySnapshot) -> None:
         self._has_vectors = snap.model.available and snap.embedded > 0
+        if snap.roots and self._dirty and self.isVisible() and not self._recluster_timer.isActive():
+            self._recluster_timer.start()  # the first folder arrived while this tab was showing
         self.slider.setEnabled(self._has_vectors)
         if not self._has_vectors:
             self.slider.setToolTip("Similar shots need the embedding model (see the Search tab)")
@@ -650,11 +681,11 @@ class DuplicatesView(QWidget):
 
     def _trashed(self, batch: int, plan: TrashPlan) -> None:
         self._last_batch = batch
-        self._last_batch_text = f"{plan.files:,} files ({human_bytes(plan.bytes)})"
+        self._last_batch_text = f"{plan.files:,} file{'s' if plan.files != 1 else ''} ({human_bytes(plan.bytes)})"
         self.undo_button.setEnabled(True)
         self.undo_button.setToolTip(f"Put back the {self._last_batch_text} just moved to the trash")
         self.status.emit(f"Moved {self._last_batch_text} to the trash — Undo puts them back")
-        self.recluster()
+        self.recluster(announce=False)
 
     def _trash_failed(self, error: TaskError) -> None:
         QMessageBox.warning(self, "Nothing was moved", error.message)
@@ -675,7 +706,7 @@ class DuplicatesView(QWidget):
     def _undone(self, paths: list[Path]) -> None:
         self._last_batch = None
         self.status.emit(f"Restored {len(paths):,} files from the trash")
-        self.recluster()
+        self.recluster(announce=False)
 
     def _undo_failed(self, error: TaskError) -> None:
         self.undo_button.setEnabled(self._last_batch is not None)
@@ -688,7 +719,7 @@ class DuplicatesView(QWidget):
         count = self.clusters.rowCount()
         total = self.clusters.total_savings()
         if count:
-            self.total.setText(f"{count:,} clusters · {human_bytes(total)} can be freed")
+            self.total.setText(f"{count:,} cluster{'s' if count != 1 else ''} · {human_bytes(total)} can be freed")
         else:
             self.total.setText("")
         self.trash_all.setEnabled(count > 0 and total > 0)

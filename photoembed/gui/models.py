@@ -35,6 +35,7 @@ PhotoCountRole = Qt.ItemDataRole.UserRole + 12
 FailedCountRole = Qt.ItemDataRole.UserRole + 13
 WatchStateRole = Qt.ItemDataRole.UserRole + 14
 PendingCountRole = Qt.ItemDataRole.UserRole + 15
+ActivityRole = Qt.ItemDataRole.UserRole + 16  # what a running sync is doing ("Indexing… 120/3,000"), or ""
 ClusterRole = Qt.ItemDataRole.UserRole + 20
 TierRole = Qt.ItemDataRole.UserRole + 21
 SavingsRole = Qt.ItemDataRole.UserRole + 22
@@ -67,6 +68,7 @@ class RootsModel(QAbstractListModel):
         super().__init__(parent)
         self._rows: list[RootRow] = []
         self._watch: dict[Path, str] = {}  # live from the watcher, apart from the counts' snapshots
+        self._activity = ""  # a running sync's progress; the sync does not say which folder it is in
 
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._rows)
@@ -97,9 +99,18 @@ class RootsModel(QAbstractListModel):
             FailedCountRole: row.failed,
             PendingCountRole: row.pending,
             WatchStateRole: watch_state,
+            ActivityRole: self._activity,
         }
         return role_values.get(role)
 
+
+    def set_activity(self, text: str) -> None:
+        """Show a running sync's progress on every folder ("" when none runs)."""
+        if text == self._activity:
+            return
+        self._activity = text
+        if self._rows:
+            self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [ActivityRole])
 
     def rows(self) -> list[RootRow]:
         return list(self._rows)

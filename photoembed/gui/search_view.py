@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from photoembed.gui import theme
-from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.controller import LibraryController, LibrarySnapshot, library_date_range
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
@@ -48,6 +48,8 @@ FORMAT_CHOICES = (
     ("TIFF", ("tiff",)),
     ("GIF / BMP", ("gif", "bmp")),
 )
+
+NO_DATE = QDate(1900, 1, 1)  # the date fields' minimum, shown as a dash: no date known yet
 
 
 def photo_paths_from(event: QDragEnterEvent | QDropEvent) -> list[Path]:
@@ -103,6 +105,7 @@ class SearchView(QWidget):
         self._k = PAGE
         self._model_available = True
         self._photo_count = 0
+        self._folder_count = 0
 
         self.field = SearchField(self)
         self.field.setPlaceholderText(
@@ -122,15 +125,20 @@ class SearchView(QWidget):
         for label, formats in FORMAT_CHOICES:
             self.type.addItem(label, formats)
         self.from_check = QCheckBox("From", self)
-        self.from_date = QDateEdit(QDate.currentDate().addYears(-1), self)
+        self.from_date = QDateEdit(self)
         self.to_check = QCheckBox("to", self)
-        self.to_date = QDateEdit(QDate.currentDate(), self)
+        self.to_date = QDateEdit(self)
+        self._dates_generation: int | None = None  # the library generation the date range was read at
         for edit in (self.from_date, self.to_date):
             edit.setCalendarPopup(True)
             edit.setDisplayFormat("yyyy-MM-dd")
             edit.setEnabled(False)
-        self.from_check.toggled.connect(self.from_date.setEnabled)
-        self.to_check.toggled.connect(self.to_date.setEnabled)
+            # Until the library's date range is known, a disabled field shows a dash, not a made-up date.
+            edit.setMinimumDate(NO_DATE)
+            edit.setSpecialValueText("—")
+            edit.setDate(NO_DATE)
+        self.from_check.toggled.connect(lambda on: self._date_toggled(self.from_date, on))
+        self.to_check.toggled.connect(lambda on: self._date_toggled(self.to_date, on))
         for widget in (self.folder, self.type):
             widget.currentIndexChanged.connect(self._filters_changed)
         for check in (self.from_check, self.to_check):
@@ -190,6 +198,7 @@ class SearchView(QWidget):
         self._debounce.timeout.connect(self._run_now)
         controller.snapshot.connect(self.apply_snapshot)
         controller.changed.connect(self._library_changed)
+        controller.index_state.connect(self._index_state)
         self._show_message()
 
     # -- state from the library ----------------------------------------------------------------------
@@ -197,6 +206,7 @@ class SearchView(QWidget):
     def apply_snapshot(self, snap: LibrarySnapshot) -> None:
         self._model_available = snap.model.available
         self._photo_count = snap.ok
+        self._folder_count = len(snap.roots)
         self.model_panel.setVisible(not snap.model.available)
         current = self.folder.currentData()
         known = [self.folder.itemData(i) for i in range(1, self.folder.count())]
@@ -211,6 +221,32 @@ class SearchView(QWidget):
             self.folder.setCurrentIndex(max(0, found))
             self.folder.blockSignals(False)
         if self.grid_model.rowCount() == 0:
+            self._show_message()
+        if snap.generation != self._dates_generation and snap.ok and not self.controller.index.running:
+            self._dates_generation = snap.generation
+            self.controller.read(library_date_range, self._apply_date_range)
+
+    def _apply_date_range(self, span: tuple[float, float] | None) -> None:
+        """Default the date fields to the library's range; a field the user turned on keeps its date."""
+        if span is None:
+            return
+        for check, edit, stamp in ((self.from_check, self.from_date, span[0]), (self.to_check, self.to_date, span[1])):
+            if check.isChecked():
+                continue
+            day = dt.date.fromtimestamp(stamp)
+            edit.blockSignals(True)
+            edit.setDate(QDate(day.year, day.month, day.day))
+            edit.blockSignals(False)
+
+    def _date_toggled(self, edit: QDateEdit, on: bool) -> None:
+        edit.setEnabled(on)
+        if on and edit.date() == NO_DATE:
+            edit.blockSignals(True)
+            edit.setDate(QDate.currentDate())  # the library has no dated photo yet
+            edit.blockSignals(False)
+
+    def _index_state(self, _running: bool, _paused: bool) -> None:
+        if self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
 
     def _library_changed(self) -> None:
@@ -330,6 +366,13 @@ class SearchView(QWidget):
             elif self._photo_count:
                 text = (f"Type to search {self._photo_count:,} photos by what they show,\n"
                         "or drop a photo here to find similar ones.")
+                if self.controller.index.running:
+                    text += "\nMore photos are being indexed; search covers those indexed so far."
+            elif self._folder_count and self.controller.index.running:
+                text = ("Your photos are being indexed.\n"
+                        "Search works on what is indexed so far; type to try it.")
+            elif self._folder_count:
+                text = "No photos found in your folders yet."
             else:
                 text = "Add a folder of photos to start searching."
         self.message.setText(text)

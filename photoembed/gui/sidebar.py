@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QModelIndex, QSize, Qt, Signal
 from PySide6.QtGui import QAction
@@ -22,6 +23,9 @@ from photoembed.gui import theme
 from photoembed.gui.controller import LibraryController, LibrarySnapshot
 from photoembed.gui.delegates import RootDelegate
 from photoembed.gui.models import PathRole, PhotoCountRole, ProtectedRole, RootsModel
+
+if TYPE_CHECKING:
+    from photoembed.core.indexer import Progress
 
 
 class Sidebar(QWidget):
@@ -91,7 +95,10 @@ class Sidebar(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
 
+        self._snap: LibrarySnapshot | None = None
         controller.snapshot.connect(self.apply_snapshot)
+        controller.index_progress.connect(lambda _progress: self._update_total())
+        controller.index_state.connect(lambda _running, _paused: self._update_total())
         self._update_buttons()
 
     def _action(self, icon_name: str, text: str, tip: str, slot: Callable[[], object]) -> QAction:
@@ -114,10 +121,24 @@ class Sidebar(QWidget):
             row = self.model.row_for_path(selected)
             if row >= 0:
                 self.view.setCurrentIndex(self.model.index(row))
-        folders = len(snap.roots)
-        self.total.setText(f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
-                           if folders else "No folders yet")
+        self._snap = snap
+        self._update_total()
         self._update_buttons()
+
+    def _update_total(self) -> None:
+        """The line under the title: the photo count, or while a sync runs, how far it is."""
+        snap = self._snap
+        if snap is None:
+            return
+        folders = len(snap.roots)
+        if not folders:
+            self.total.setText("No folders yet")
+            return
+        counted = f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
+        activity = indexing_text(self.controller.index.last) if self.controller.index.running else ""
+        self.total.setText(activity or counted)
+        self.model.set_activity(activity)
+        self.total.setToolTip(counted if activity else "")
 
     def selected_path(self) -> Path | None:
         index = self.view.currentIndex()
@@ -155,3 +176,12 @@ class Sidebar(QWidget):
             return
         protected = bool(self.view.currentIndex().data(ProtectedRole))
         self.controller.set_protected(path, not protected)
+
+
+def indexing_text(progress: Progress | None) -> str:
+    """A short line for a running sync: "Indexing… 120/3,000", or "Looking for photos…" while it scans."""
+    if progress is None or progress.phase == "scan":
+        return "Looking for photos…"
+    if progress.phase == "index":
+        return f"Indexing… {progress.done:,}/{progress.total:,}" if progress.total else "Indexing…"
+    return ""

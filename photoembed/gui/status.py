@@ -71,8 +71,9 @@ class StatusArea(QWidget):
         self.progress_label.setObjectName("indexProgress")
         self.progress = QProgressBar(self)
         self.progress.setFixedWidth(180)
-        self.progress.setFixedHeight(14)
-        self.progress.setTextVisible(False)
+        self.progress.setFixedHeight(16)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("")  # busy until the total is known; then done/total
         self.pause = QToolButton(self)
         self.pause.setAutoRaise(True)
         self.pause.setIconSize(QSize(16, 16))
@@ -135,8 +136,10 @@ class StatusArea(QWidget):
         if progress.phase == "index" and progress.total:
             self.progress.setRange(0, progress.total)
             self.progress.setValue(progress.done)
+            self.progress.setFormat(f"{progress.done:,}/{progress.total:,}")
         else:
             self.progress.setRange(0, 0)  # busy: the total is not known yet
+            self.progress.setFormat("")
 
     def show_state(self, running: bool, paused: bool) -> None:
         watching = self.controller.watching

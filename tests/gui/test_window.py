@@ -14,7 +14,7 @@ from photoembed.config import Paths
 from photoembed.dedup.records import TrashPlan
 from photoembed.gui.controller import LibraryController
 from photoembed.gui.main_window import MainWindow
-from photoembed.gui.models import PathRole, PhotoCountRole
+from photoembed.gui.models import ActivityRole, PathRole, PhotoCountRole
 
 
 def drop(window: MainWindow, paths: list[Path]) -> None:
@@ -192,3 +192,82 @@ def test_search_as_you_type_shows_results(qtbot: QtBot, model_home: Path, photos
     win.search.search_photo(photos / "img03.jpg")
     qtbot.waitUntil(lambda: model.rowCount() > 0 and model.index(0).data(PathRole).endswith("img03.jpg"))
     win.close()
+
+
+def test_status_never_claims_a_duplicates_job_without_folders(
+    window: MainWindow, controller: LibraryController, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[object] = []
+    monkeypatch.setattr(controller, "find_clusters", lambda **kwargs: calls.append(kwargs))
+    controller.open()
+    window.tabs.setCurrentWidget(window.dupes)
+    window.dupes.activate()
+    window.dupes.recluster()
+    assert calls == []  # an empty library is not clustered
+    assert "Looking for duplicates" not in window.status_area.message.text()
+    assert "Add a folder" in window.dupes.message.text()
+
+
+def test_trash_message_stays_and_an_empty_result_is_reported(
+    window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot
+) -> None:
+    from photoembed.gui.dupes_view import RECLUSTER_DELAY_MS
+
+    controller.open(then_add=[photos])
+    window.dupes.ask_confirmation = lambda plan: True  # type: ignore[method-assign]
+    window.tabs.setCurrentWidget(window.dupes)
+    qtbot.waitUntil(lambda: window.dupes.clusters.rowCount() >= 1)
+    assert window.status_area.message.text().endswith("of duplicates")
+
+    window.dupes.trash_all_clusters()
+    qtbot.wait(RECLUSTER_DELAY_MS * 3)  # the library-changed re-cluster has run by now
+    assert window.dupes.clusters.rowCount() == 0
+    assert window.status_area.message.text().startswith("Moved 1 file (")
+    assert "Undo puts them back" in window.status_area.message.text()
+
+    window.dupes.refresh_button.click()  # asked for: it is announced, and so is its empty answer
+    assert window.status_area.message.text() == "No duplicates found"
+
+
+def test_indexing_is_shown_in_the_sidebar_search_pane_and_progress_bar(
+    window: MainWindow, controller: LibraryController, photos: Path
+) -> None:
+    from photoembed.core.indexer import Progress
+
+    seen: list[tuple[str, str, str, str]] = []
+
+    def during(progress: Progress) -> None:
+        if progress.phase == "index" and progress.total:
+            seen.append((window.sidebar.total.text(), window.search.message.text(),
+                         window.status_area.progress.text(), window.sidebar.model.index(0).data(ActivityRole)))
+
+    controller.index_progress.connect(during)  # after the window's own slots: it sees what they showed
+    controller.open(then_add=[photos])
+
+    assert seen, "the sync reported its indexing steps"
+    sidebar, search, bar, folder = seen[-1]
+    assert sidebar.startswith("Indexing… ")
+    assert folder == sidebar  # the folder's row says it is being indexed too
+    assert sidebar.endswith("/13")
+    assert "being indexed" in search
+    assert "Add a folder" not in search
+    assert bar.endswith("/13")
+    # Once the sync is over, the counts come back.
+    assert window.sidebar.total.text() == "13 photos in 1 folder"
+    assert window.sidebar.model.index(0).data(ActivityRole) == ""
+    assert "Type to search 13 photos" in window.search.message.text()
+
+
+def test_date_filter_defaults_to_the_librarys_range(
+    window: MainWindow, controller: LibraryController, photos: Path
+) -> None:
+    import datetime as dt
+
+    assert window.search.from_date.text() == "—"  # nothing known yet: no made-up date
+    controller.open(then_add=[photos])
+    assert controller.library is not None
+    taken = [p.info.taken for p in controller.library.catalog.iter_photos() if p.info.taken is not None]
+    first, last = dt.date.fromtimestamp(min(taken)), dt.date.fromtimestamp(max(taken))
+    assert window.search.from_date.date().toPython() == first
+    assert window.search.to_date.date().toPython() == last
+    assert not window.search.from_date.isEnabled()
