@@ -5,8 +5,11 @@ import shutil
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from photoembed.dedup.match import ALIGN_MIN, crop_alignment
 from photoembed.dedup.records import Cluster
 from photoembed.dedup.service import DedupService
+from photoembed.imaging import fingerprint as fp
+from photoembed.imaging.fingerprint import fingerprint
 from tests.dedup.conftest import PhotoLibrary, save_scene, scene
 
 
@@ -118,3 +121,28 @@ def test_not_duplicates_on_a_whole_cluster(library: PhotoLibrary, service: Dedup
     (cluster,) = service.find_clusters(tier="same")
     assert service.mark_cluster_not_duplicates(cluster) == 3
     assert service.find_clusters(tier="same") == []
+
+
+def test_two_crops_at_other_offsets_join_their_original(library: PhotoLibrary, service: DedupService) -> None:
+    original = scene(13)
+    original.save(library.root / "orig.png")
+    # 10 % off the right and bottom, and 10 % off the left and top: each keeps an edge the other lost.
+    original.crop((0, 0, 576, 432)).save(library.root / "crop-top-left.jpg", quality=90)
+    original.crop((64, 48, 640, 480)).save(library.root / "crop-bottom-right.jpg", quality=90)
+    # A wider view's two halves overlap too little to be one photo, even with their whole photo present.
+    wide = scene(14, (1280, 480))
+    wide.save(library.root / "wide.png")
+    wide.crop((0, 0, 700, 480)).save(library.root / "left.jpg", quality=90)
+    wide.crop((580, 0, 1280, 480)).save(library.root / "right.jpg", quality=90)
+    for path in sorted(library.root.iterdir()):
+        library.add(path)
+    thumbs = {
+        name: fp.parse(fingerprint(Image.open(library.root / name).convert("RGB")).phash)
+        for name in ("crop-top-left.jpg", "crop-bottom-right.jpg")
+    }
+    first, second = (t.thumb for t in thumbs.values() if t is not None)
+    assert first is not None
+    assert second is not None
+    assert crop_alignment(first, second) < ALIGN_MIN  # no pair test links the two crops directly
+    clusters = service.find_clusters(tier="same")
+    assert [_names(c) for c in clusters] == [{"orig.png", "crop-top-left.jpg", "crop-bottom-right.jpg"}]
