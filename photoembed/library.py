@@ -74,7 +74,8 @@ class Library:
         except ModelUnavailableError:
             if require_model:
                 raise
-            logger.warning("No model weights installed: cataloguing photos without embedding them")
+            # Front ends tell the user in their own words; this is for the log.
+            logger.info("No model weights installed: cataloguing photos without embedding them")
             encoder = None
         return Indexer(
             catalog=self.catalog,

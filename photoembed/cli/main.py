@@ -18,6 +18,7 @@ from typing import Any
 from photoembed import __version__
 from photoembed.cli.output import fail
 from photoembed.errors import KnownError
+from photoembed.ml.runtime import prepare_environment
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ def main(argv: Sequence[str] | None = None, *, external_benchmarks: Sequence[Ext
     parser = build_parser(external_benchmarks)
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     configure_logging(args.verbose)
+    # Before any OpenMP runtime loads (faiss's or torch's): spin-waiting threads starve the rest.
+    prepare_environment()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -20,6 +20,7 @@ from photoembed.config import Paths
 from photoembed.gui import theme
 from photoembed.gui.controller import LibraryController
 from photoembed.gui.main_window import MainWindow
+from photoembed.ml.runtime import prepare_environment
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     level = logging.WARNING if args.verbose <= 0 else logging.INFO if args.verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # Before any OpenMP runtime loads (faiss's or torch's): spin-waiting threads would starve the GUI thread.
+    prepare_environment()
     paths = Paths.resolve(args.home)
     app = create_application([])
     install_excepthooks(app)
