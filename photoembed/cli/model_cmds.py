@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from photoembed.cli.output import emit_json, human_bytes
-from photoembed.cli.progress import ProgressLine
+from photoembed.cli.progress import ProgressLine, bar
 
 LibraryFactory = Callable[[], Any]
 
@@ -192,9 +192,7 @@ class _DownloadBar:
         self._last = now
         rate = done / max(now - self._started, 1e-6)
         if total > 0:
-            filled = int(24 * done / total)
-            bar = "[" + "#" * filled + "." * (24 - filled) + "]"
-            text = f"{self._name} {bar} {human_bytes(done)}/{human_bytes(total)}  {human_bytes(rate)}/s"
+            text = f"{self._name} {bar(done, total)} {human_bytes(done)}/{human_bytes(total)}  {human_bytes(rate)}/s"
         else:
             text = f"{self._name} {human_bytes(done)}  {human_bytes(rate)}/s"
         self._line.message(text)

@@ -25,9 +25,7 @@ class ProgressLine:
             return
         self._last = now
         if total > 0:
-            filled = int(24 * done / total)
-            bar = "[" + "#" * filled + "." * (24 - filled) + "]"
-            text = f"{bar} {done}/{total}  {rate:5.1f} photos/s  ETA {human_duration(eta_s)}"
+            text = f"{bar(done, total)} {done}/{total}  {rate:5.1f} photos/s  ETA {human_duration(eta_s)}"
         else:
             text = f"{done} …"
         if note:
@@ -49,3 +47,9 @@ class ProgressLine:
         self.stream.write("\r" + text + " " * pad)
         self.stream.flush()
         self._width = len(text)
+
+
+def bar(done: float, total: float, width: int = 24) -> str:
+    """``[#####.....]``: the share of ``total`` that is done."""
+    filled = min(width, int(width * done / total)) if total > 0 else 0
+    return "[" + "#" * filled + "." * (width - filled) + "]"

@@ -755,18 +755,5 @@ def take_snapshot(library: Library) -> LibrarySnapshot:
 
 
 def library_date_range(library: Library) -> tuple[float, float] | None:
-    """Pool thread: the earliest and latest capture time of the readable photos, or None when none has one.
-
-    Read through the catalog's public photo listing (one pass); the search pane asks for it only when the
-    library changed and no sync is running, so the pass does not repeat during indexing.
-    """
-    low = high = None
-    for photo in library.catalog.iter_photos():
-        taken = photo.info.taken
-        if taken is None:
-            continue
-        low = taken if low is None else min(low, taken)
-        high = taken if high is None else max(high, taken)
-    if low is None or high is None:
-        return None
-    return low, high
+    """Pool thread: the earliest and latest capture time of the readable photos, or None when none has one."""
+    return library.catalog.taken_range()

@@ -195,6 +195,13 @@ class Catalog:
         )
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
+    def taken_range(self) -> tuple[float, float] | None:
+        """Earliest and latest capture time of the readable photos (one indexed query), or None."""
+        low, high = self.db.execute(
+            "SELECT MIN(taken), MAX(taken) FROM photos WHERE state = 'ok' AND taken IS NOT NULL"
+        ).fetchone()
+        return None if low is None else (float(low), float(high))
+
     def upsert_photo(
         self,
         *,

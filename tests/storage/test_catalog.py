@@ -113,3 +113,13 @@ def test_root_counts(catalog: Catalog, tmp_path: Path) -> None:
     catalog.upsert_photo(root_id=a.id, path="/a/2.jpg", size=1, mtime_ns=1, content_hash=None, error="bad")
     catalog.upsert_photo(root_id=b.id, path="/b/3.jpg", size=1, mtime_ns=1, content_hash="3")
     assert catalog.root_counts() == {a.id: (1, 1), b.id: (1, 0)}
+
+
+def test_taken_range_covers_readable_photos_with_a_date(catalog: Catalog, tmp_path: Path) -> None:
+    root = catalog.add_root(tmp_path)
+    assert catalog.taken_range() is None
+    for name, taken in (("a", 300.0), ("b", 100.0), ("c", None)):
+        catalog.upsert_photo(root_id=root.id, path=f"/{name}.jpg", size=1, mtime_ns=1, content_hash=name,
+                             info=PhotoInfo(taken=taken))
+    catalog.upsert_photo(root_id=root.id, path="/bad.jpg", size=1, mtime_ns=1, content_hash=None, error="bad")
+    assert catalog.taken_range() == (100.0, 300.0)
