@@ -11,6 +11,7 @@ from typing import Any
 
 from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
+from photoembed.dedup.store import DedupStore
 from photoembed.errors import Cancelled
 from photoembed.watch.state import read_watch_state
 
@@ -139,6 +140,10 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
                 "failed": failed,
             }
         )
+    protected = sorted(
+        {str(p) for p in DedupStore(library.catalog).protected_folders()}
+        | {r["path"] for r in roots if r["protected"]}
+    )
     failures = [{"path": str(f.path), "reason": f.reason} for f in library.catalog.failures()]
     watcher = read_watch_state(library.paths)
     watch_modes = {r["path"]: r for r in (watcher or {}).get("roots", [])}
@@ -147,6 +152,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         root["watch"] = None if state is None else {"mode": state["mode"], "reason": state.get("reason")}
     status = {
         "roots": roots,
+        "protected": protected,
         "photos": counts["photos"],
         "indexed": counts["embedded"] if model else counts["ok"],
         "embedded": counts["embedded"],
@@ -171,6 +177,8 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
             flags.append("protected")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         print(f"  {root['path']}  {root['photos']} photos{suffix}")
+    if protected:
+        print(f"Protected (never proposed for removal): {', '.join(protected)}")
     print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
     if model:
         print(f"Model: {model} — {counts['embedded']} embedded, {counts['pending']} pending")

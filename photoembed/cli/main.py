@@ -46,14 +46,7 @@ def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argpa
         ),
     )
     parser.add_argument("--version", action="version", version=f"photoembed {__version__}")
-    parser.add_argument(
-        "--home",
-        metavar="DIR",
-        help="keep all of photoembed's data, cache and config under DIR (default: $PHOTOEMBED_HOME, "
-        "else the platform's folders)",
-    )
-    parser.add_argument("--json", action="store_true", help="machine-readable output for scripts")
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv: debug)")
+    _add_global_options(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     bench = subparsers.add_parser("bench", help="benchmarks that print measured figures")
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
@@ -64,7 +57,50 @@ def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argpa
         external = bench_subparsers.add_parser(name, help=help_text, add_help=False, prefix_chars="\x00")
         external.add_argument("bench_args", nargs=argparse.REMAINDER)
         external.set_defaults(handler=_run_external(entry))
+    for command in _subcommands(parser):
+        if command.add_help:  # an external benchmark parses its own options
+            _add_global_options(command, top_level=False)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
+    """``--home``, ``--json`` and ``-v``: accepted before the command and after it alike.
+
+    On a subcommand they default to SUPPRESS, so that ``photoembed --json status`` is not reset by the
+    subcommand's own (absent) ``--json``; the top level holds the defaults.
+    """
+    group = parser.add_argument_group("options for every command")
+    group.add_argument(
+        "--home",
+        metavar="DIR",
+        default=None if top_level else argparse.SUPPRESS,
+        help="keep all of photoembed's data, cache and config under DIR (default: $PHOTOEMBED_HOME, "
+        "else the platform's folders)",
+    )
+    group.add_argument(
+        "--json",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="machine-readable output for scripts",
+    )
+    group.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0 if top_level else argparse.SUPPRESS,
+        help="more log output (-vv: debug)",
+    )
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every subcommand parser below ``parser`` (``bench ingest`` included), depth first."""
+    found: list[argparse.ArgumentParser] = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                found.append(sub)
+                found.extend(_subcommands(sub))
+    return found
 
 
 def _run_external(entry: Callable[[list[str]], int]) -> Handler:

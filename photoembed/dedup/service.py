@@ -202,9 +202,16 @@ class DedupService:
         self.store.protect(_normal(folder))
 
     def unprotect(self, folder: Path) -> None:
+        """Undo :meth:`protect`; a library folder protected as a whole (from the app) is unprotected too."""
         folder = _normal(folder)
-        if not self.store.unprotect(folder):
-            raise KnownError(f"{folder} is not a protected folder (protected roots: photoembed root settings)")
+        if self.store.unprotect(folder):
+            return
+        root = self.catalog.root_for_path(folder)
+        if root is not None and root.protected:
+            self.catalog.set_root_protected(folder, False)
+            return
+        protected = ", ".join(str(p) for p in self.protected_folders()) or "none"
+        raise KnownError(f"{folder} is not a protected folder (protected folders: {protected})")
 
     def protected_folders(self) -> list[Path]:
         return self.store.protected_folders() + [r.path for r in self.catalog.roots() if r.protected]
