@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QPoint, QRect, QSize, Qt
 from PySide6.QtGui import (
@@ -26,16 +25,9 @@ from PySide6.QtGui import (
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
+from photoembed.resources import resources_dir
+
 logger = logging.getLogger(__name__)
-
-
-def resources_dir() -> Path:
-    """The ``resources/`` folder: beside the package in a checkout, or inside it when installed."""
-    here = Path(__file__).resolve()
-    for candidate in (here.parent / "resources", here.parents[2] / "resources"):
-        if (candidate / "icons").is_dir():
-            return candidate
-    return here.parents[2] / "resources"
 
 
 @functools.cache
