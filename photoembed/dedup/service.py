@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _TIER_ORDER = {t: k for k, t in enumerate(TIERS)}
+LOCK_WAIT_S = 10.0  # how long a removal or undo waits for another one on the same library
 _T = TypeVar("_T")
 
 
@@ -168,10 +169,11 @@ class DedupService:
             rows = item.rows
             photos_by_id = self.catalog.photos_by_ids(ids[rows].tolist())
             pairs = [(r, photos_by_id[int(ids[r])]) for r in rows if int(ids[r]) in photos_by_id]
+            pairs, alias_protected = _one_path_per_file(pairs, protected)  # two paths to one file: no duplicate
             if len(pairs) < 2:
                 continue
             photos = [p for _, p in pairs]
-            flags = [protected(p) for p in photos]
+            flags = [protected(p) or p.id in alias_protected for p in photos]
             decision = keeper.choose(photos, flags, order)
             keeper_row = pairs[decision.keeper][0]
             entries: list[ClusterPhoto] = []
@@ -666,7 +668,7 @@ class DedupService:
 
         lock = self._lock()
         try:
-            lock.acquire(timeout=10)
+            lock.acquire(timeout=LOCK_WAIT_S)
         except Timeout as exc:
             raise KnownError("Another removal or undo is running on this library; try again when it is done") from exc
         except OSError as exc:
@@ -704,6 +706,33 @@ def _identities(items: Sequence[TrashItem]) -> set[tuple[int, int]]:
             continue
         out.add((st.st_dev, st.st_ino))
     return out
+
+
+def _one_path_per_file(
+    pairs: list[tuple[int, Photo]], protected: Callable[[Photo], bool]
+) -> tuple[list[tuple[int, Photo]], set[int]]:
+    """One catalog row per file (device + inode): hard links, or one folder reached as two roots, are one file.
+
+    Returns the rows kept (the first path of each file) and the ids of those whose file is also reachable
+    through a protected path (so it stays protected whichever path lists it).
+    """
+    kept: dict[tuple[int, int], tuple[int, Photo]] = {}
+    out: list[tuple[int, Photo]] = []
+    alias_protected: set[int] = set()
+    for row, photo in pairs:
+        try:
+            st = os.lstat(photo.path)
+        except OSError:
+            out.append((row, photo))
+            continue
+        key = (st.st_dev, st.st_ino)
+        first = kept.get(key)
+        if first is None:
+            kept[key] = (row, photo)
+            out.append((row, photo))
+        elif protected(photo):
+            alias_protected.add(first[1].id)
+    return out, alias_protected
 
 
 def _still_the_same(path: Path, facts: FileFacts) -> None:
