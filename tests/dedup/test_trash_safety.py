@@ -445,3 +445,28 @@ def test_a_second_removal_waits_for_the_first(
     for _ in running:
         pass
     assert other.undo() == [plan.items[0].path]
+
+
+def test_cli_reports_a_skipped_group_and_moves_the_rest(
+    home: Path, trash_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from photoembed.cli.main import main
+
+    photos = tmp_path / "photos"
+    for seed, name in ((50, "a"), (51, "b")):
+        first = save_scene(photos / f"{name}.png", seed)
+        shutil.copy2(first, photos / f"{name}-copy.png")
+    assert main(["add", str(photos)]) == 0
+    assert main(["index"]) == 0
+    capsys.readouterr()
+    assert main(["--json", "dupes", "--tier", "identical"]) == 0
+    clusters = json.loads(capsys.readouterr().out)["clusters"]
+    keeper = next(Path(p["path"]) for p in clusters[0]["photos"] if p["keep"])
+    save_scene(keeper, 52)
+    assert main(["--json", "dupes", "--tier", "identical", "--trash-suggested", "--yes"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["count"] == 1
+    (skipped,) = result["skipped"]
+    assert "changed since it was listed" in skipped["reason"]
+    assert Path(skipped["path"]).exists()
+    assert len(_trash_files(trash_home)) == 1
