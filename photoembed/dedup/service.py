@@ -335,6 +335,15 @@ class DedupService:
         try:
             slot = self.trash.choose_slot(item.path)
         except TrashError as exc:
+            self.store.skip(
+                batch_id=batch,
+                path=item.path,
+                size=item.size,
+                mtime_ns=item.mtime_ns,
+                content_hash=item.content_hash,
+                kept=item.kept[0] if item.kept else None,
+                reason=str(exc),
+            )
             return str(exc)
         jid = self.store.begin_move(
             batch_id=batch,
@@ -625,6 +634,14 @@ class DedupService:
             self.store.finish_move(entry.id, entry.path)
         elif slot is None and not self.trash.records and not os.path.lexists(entry.path):
             self.store.finish_move(entry.id, entry.path)  # an OS trash without records: it went there
+        elif here is not None:
+            # Edited after the interruption, and the trash holds no complete copy: only a partial copy of ours goes.
+            if slot is not None and ours and os.path.lexists(slot.stored):
+                slot.stored.unlink()
+            if ours and slot is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    slot.info.unlink()
+            self.store.set_state(entry.id, "rolled_back", outcome="changed after an interrupted move: left in place")
         else:
             self.store.set_state(
                 entry.id, "gone", outcome="after an interruption it was neither in place nor in the trash"

@@ -194,8 +194,15 @@ class FreedesktopTrash:
         step("undo:info-removed")
 
     def entries_for(self, original: Path) -> list[TrashSlot]:
-        """Every slot (newest first) whose info file records ``original`` and whose file is still there."""
+        """Slots that may hold a file trashed from ``original``, for journal rows that recorded no slot.
+
+        Newest first: every slot whose info file records ``original``; then files left without an info file
+        (the user deleted it) whose name is the original's, as stored by photoembed (``a.2.jpg``) or
+        send2trash (``a 2.jpg``). Callers pick among them by content hash.
+        """
         found: list[tuple[str, TrashSlot]] = []
+        orphans: list[TrashSlot] = []
+        stem, suffix = _split_name(original.name)
         for folder in _trash_dirs(original):
             topdir = _topdir(folder)
             for info in (folder / "info").glob("*.trashinfo"):
@@ -207,8 +214,19 @@ class FreedesktopTrash:
                 slot = TrashSlot(folder, info.name[: -len(".trashinfo")])
                 if recorded == original and os.path.lexists(slot.stored):
                     found.append((date, slot))
+            with contextlib.suppress(OSError):
+                for stored in (folder / "files").iterdir():
+                    name = stored.name
+                    if not (name == original.name or (name.startswith(stem) and name.endswith(suffix))):
+                        continue
+                    middle = name[len(stem) : len(name) - len(suffix)] if suffix else name[len(stem) :]
+                    if middle and not middle.lstrip(". ").isdigit():
+                        continue
+                    slot = TrashSlot(folder, name)
+                    if not os.path.lexists(slot.info):
+                        orphans.append(slot)
         found.sort(key=lambda item: item[0], reverse=True)
-        return [slot for _, slot in found]
+        return [slot for _, slot in found] + orphans
 
     # -- where ------------------------------------------------------------------------------------
 

@@ -470,3 +470,19 @@ def test_cli_reports_a_skipped_group_and_moves_the_rest(
     assert "changed since it was listed" in skipped["reason"]
     assert Path(skipped["path"]).exists()
     assert len(_trash_files(trash_home)) == 1
+
+
+def test_old_journal_row_whose_info_was_removed_still_undoes(
+    library: PhotoLibrary, service: DedupService, trash_home: Path
+) -> None:
+    _pair(library, 45)
+    _keeper, (victim,) = _split(service)
+    digest = _digest(victim)
+    batch = service.execute(service.plan_trash(service.find_clusters(tier="identical")))
+    with library.catalog.transaction() as db:  # a row from before slots were recorded
+        db.execute("UPDATE dedup_trash_journal SET trash_dir = NULL, trash_name = NULL WHERE batch_id = ?", (batch,))
+    for info in _trash_infos(trash_home):
+        info.unlink()
+    assert service.undo() == [victim]
+    assert _digest(victim) == digest
+    assert _trash_files(trash_home) == []
