@@ -379,8 +379,7 @@ class DedupService:
         planned: set[tuple[int, int]],
     ) -> list[tuple[TrashItem, FileFacts]] | str:
         """The group's files as read now, or why the group must not move (see :meth:`iter_execute`)."""
-        protection = self._protection()
-        roots = [r.path for r in self.catalog.roots()]
+        protection, roots = self._protection(), [r.path for r in self.catalog.roots()]
         checked: list[tuple[TrashItem, FileFacts]] = []
         for item in items:
             path = item.path
@@ -579,7 +578,7 @@ class DedupService:
             return  # a removal or undo is running: it owns its rows
         try:
             self._recover_locked()
-        except (KnownError, OSError) as exc:
+        except (KnownError, OSError, sqlite3.Error) as exc:
             logger.warning("Could not finish an interrupted removal yet: %s", exc)
         finally:
             lock.release()
