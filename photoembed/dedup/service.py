@@ -84,6 +84,7 @@ class DedupService:
         self.indexer = indexer
         self.store = DedupStore(catalog)
         self._step: Callable[[str], None] = checkpoint or (lambda _name: None)
+        self._restored_by_recovery: list[Path] = []  # catalogued by the next undo (or the next index)
         self._recover_if_idle()
 
     # -- finding ------------------------------------------------------------------------------------
@@ -452,7 +453,8 @@ class DedupService:
         (UndoIncompleteError says so); the batch closes once no file of it is left in the trash.
         """
         with self._exclusive():
-            recovered = self._recover_locked()
+            recovered = self._restored_by_recovery + self._recover_locked()
+            self._restored_by_recovery = []
             restored: list[Path] = []
             problems: list[str] = []
             entries: list[JournalEntry] = []
@@ -577,7 +579,7 @@ class DedupService:
         except (Timeout, OSError):
             return  # a removal or undo is running: it owns its rows
         try:
-            self._recover_locked()
+            self._restored_by_recovery += self._recover_locked()
         except (KnownError, OSError, sqlite3.Error) as exc:
             logger.warning("Could not finish an interrupted removal yet: %s", exc)
         finally:
