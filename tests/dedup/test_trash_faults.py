@@ -266,3 +266,28 @@ def test_interrupt_at_every_step_boundary(
             run(stop_at)
         scenario.check_invariant(phase, where)
         scenario.undo_everything(where)
+
+
+def test_undo_killed_after_moving_back_closes_and_catalogues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 9.5's undo case: killed after the move back, before the journal: the batch still closes."""
+    scenario = Scenario(tmp_path, monkeypatch)
+    scenario.build()
+    scenario.trash_all()
+    scenario.save()
+    steps = _steps(_child(scenario, "undo", 0, exdev=False))
+    scenario.reset()
+    killed = _child(scenario, "undo", steps.index("undo:moved") + 1, exdev=False)
+    assert killed.returncode == KILLED
+    catalog = Catalog.open(scenario.catalog_path)
+    library = PhotoLibrary(catalog, scenario.photos)
+    indexer = RecordingIndexer(library)
+    service = scenario.service(catalog, indexer=indexer)  # recovers the interrupted row
+    restored = service.undo()
+    assert len(restored) == 1  # the other file; the first came back through recovery
+    assert len(indexer.synced) == 2  # both are catalogued again
+    for path, digest in scenario.originals.items():
+        assert content_hash(path.read_bytes()) == digest
+        assert catalog.photo_by_path(path) is not None
+    with pytest.raises(KnownError, match="nothing to undo"):
+        service.undo()
+    catalog.close()
