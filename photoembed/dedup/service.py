@@ -617,32 +617,33 @@ class DedupService:
         stored = facts_or_none(slot.stored) if slot is not None else None
         in_trash = stored is not None and _matches(stored, entry)
         ours = slot is not None and slot.info_path_field() == entry.path
-        if in_place:
+        if in_place and slot is not None:
             # Not moved, or a cross-mount copy that stopped before the source was unlinked. A trash copy is only
             # dropped when it is ours or a verified duplicate of the intact original: nothing is lost.
-            if slot is not None and stored is not None and here is not None and stored.identity != here.identity:
-                if in_trash or ours:
-                    slot.stored.unlink()
-            elif slot is not None and os.path.lexists(slot.stored) and ours and stored is None:
-                slot.stored.unlink()  # a partial copy that cannot even be read as a file
-            if ours and slot is not None and not os.path.lexists(slot.stored):
-                with contextlib.suppress(FileNotFoundError):
-                    slot.info.unlink()
+            distinct = stored is not None and here is not None and stored.identity != here.identity
+            unreadable = stored is None and os.path.lexists(slot.stored)  # a partial copy, not even a file
+            if (distinct and (in_trash or ours)) or (unreadable and ours):
+                self._unlink(slot.stored, "recover:trash-copy-removed")
+            if ours and not os.path.lexists(slot.stored):
+                self._unlink(slot.info, "recover:info-removed")
+        if in_place:
             self.store.set_state(entry.id, "rolled_back", outcome="interrupted before it moved: left in place")
+            self._step("recover:rolled-back")
         elif in_trash and slot is not None:
             if not slot.info.exists():
                 rewrite_info(slot, entry.path)
+                self._step("recover:info-rewritten")
             self.store.finish_move(entry.id, entry.path)
+            self._step("recover:trashed")
         elif slot is None and not self.trash.records and not os.path.lexists(entry.path):
             self.store.finish_move(entry.id, entry.path)  # an OS trash without records: it went there
         elif here is not None:
             # Edited after the interruption, and the trash holds no complete copy: only a partial copy of ours goes.
-            if slot is not None and ours and os.path.lexists(slot.stored):
-                slot.stored.unlink()
-            if ours and slot is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    slot.info.unlink()
+            if slot is not None and ours:
+                self._unlink(slot.stored, "recover:trash-copy-removed")
+                self._unlink(slot.info, "recover:info-removed")
             self.store.set_state(entry.id, "rolled_back", outcome="changed after an interrupted move: left in place")
+            self._step("recover:rolled-back")
         else:
             self.store.set_state(
                 entry.id, "gone", outcome="after an interruption it was neither in place nor in the trash"
@@ -657,21 +658,28 @@ class DedupService:
         temp = restore_temp(dest)
         if at_dest is not None and _matches(at_dest, entry):
             if slot is not None and in_trash and stored is not None and stored.identity != at_dest.identity:
-                slot.stored.unlink()  # a verified copy is in place: the trash's is a duplicate
+                self._unlink(slot.stored, "recover:trash-copy-removed")  # a verified copy is in place
             if slot is not None and not os.path.lexists(slot.stored):
-                with contextlib.suppress(FileNotFoundError):
-                    slot.info.unlink()
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+                self._unlink(slot.info, "recover:info-removed")
+            self._unlink(temp, "recover:temp-removed")
             self.store.set_state(entry.id, "restored", restored_path=dest)
+            self._step("recover:restored")
             return dest
         if in_trash:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()  # a copy that stopped half-way; the trash's file is intact
+            self._unlink(temp, "recover:temp-removed")  # a copy that stopped half-way; the trash's file is intact
             self.store.set_state(entry.id, "trashed")
+            self._step("recover:back-in-trash")
             return None
         self.store.set_state(entry.id, "gone", outcome=f"{entry.path} is no longer in the trash (emptied?)")
         return None
+
+    def _unlink(self, path: Path, step: str) -> None:
+        """Remove one of our own files (see the callers for why nothing is lost), then report the step."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            return
+        self._step(step)
 
     # -- one removal or undo at a time ------------------------------------------------------------------
 

@@ -89,12 +89,35 @@ class Scenario:
     def save(self) -> None:
         shutil.copytree(self.run, self.pristine, symlinks=True)
 
-    def reset(self) -> None:
+    def reset(self, source: Path | None = None) -> None:
         shutil.rmtree(self.run)
-        shutil.copytree(self.pristine, self.run, symlinks=True)
+        shutil.copytree(source or self.pristine, self.run, symlinks=True)
+
+    def keep(self, name: str) -> Path:
+        """A copy of the run as it is now (for runs that start from it)."""
+        target = self.run.parent / name
+        if target.exists():
+            shutil.rmtree(target)
+        shutil.copytree(self.run, target, symlinks=True)
+        return target
 
     def service(self, catalog: Catalog, **kw: object) -> DedupService:
         return DedupService(catalog=catalog, settings=Settings(), trash=SystemTrash(), **kw)  # type: ignore[arg-type]
+
+    def open_with(self, checkpoint: Callable[[str], None]) -> list[str]:
+        """Open a service (which recovers) with ``checkpoint`` at each step; returns the steps seen."""
+        seen: list[str] = []
+
+        def step(name: str) -> None:
+            seen.append(name)
+            checkpoint(name)
+
+        catalog = Catalog.open(self.catalog_path)
+        try:
+            self.service(catalog, checkpoint=step)
+        finally:
+            catalog.close()
+        return seen
 
     def trash_all(self) -> None:
         catalog = Catalog.open(self.catalog_path)
@@ -204,14 +227,41 @@ def test_kill_at_every_step_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyP
     steps = _steps(full)
     assert set(steps) == (TRASH_STEPS if phase == "trash" else UNDO_STEPS)[exdev]
     assert len(steps) >= 2 * len(set(steps)) - 1  # every file went through them (2 files)
+    recovery_steps: set[str] = set()
     for k in range(1, len(steps) + 1):
         scenario.reset()
         where = f"{phase}, killed at step {k} ({steps[k - 1]})"
         done = _child(scenario, phase, k, exdev)
         assert done.returncode == KILLED, f"{where}: {done.stderr}"
         assert _steps(done) == steps[:k], where
+        killed = scenario.keep("killed")
+        # The recovery the next start runs can stop too, at each of its own steps (in process: recovery has
+        # no handler that an interrupt would run and a kill would not, so the files and rows end the same).
+        recovery = scenario.open_with(lambda _name: None)
+        assert all(step.startswith("recover:") for step in recovery), recovery
+        recovery_steps.update(recovery)
+        for j in range(1, len(recovery) + 1):
+            scenario.reset(killed)
+            again = f"{where}, then recovery stopped at its step {j} ({recovery[j - 1]})"
+            with pytest.raises(Injected):
+                scenario.open_with(_stop_at(j))
+            scenario.check_invariant(phase, again)
+            scenario.undo_everything(again)
+        scenario.reset(killed)
         scenario.check_invariant(phase, where)
         scenario.undo_everything(where)
+    assert recovery_steps, "some stop left work for recovery"
+
+
+def _stop_at(k: int) -> Callable[[str], None]:
+    seen: list[str] = []
+
+    def stop(name: str) -> None:
+        seen.append(name)
+        if len(seen) == k:
+            raise Injected(name)
+
+    return stop
 
 
 def _exdev(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,15 +305,8 @@ def test_interrupt_at_every_step_boundary(
     for k in range(1, len(steps) + 1):
         scenario.reset()
         where = f"{phase}, interrupted at step {k} ({steps[k - 1]})"
-        seen: list[str] = []
-
-        def stop_at(name: str, k: int = k, seen: list[str] = seen) -> None:
-            seen.append(name)
-            if len(seen) == k:
-                raise Injected(name)
-
         with pytest.raises(Injected):
-            run(stop_at)
+            run(_stop_at(k))
         scenario.check_invariant(phase, where)
         scenario.undo_everything(where)
 
