@@ -26,6 +26,7 @@ from photoembed.dedup.store import DedupStore, JournalEntry
 from photoembed.dedup.trash import (
     ContentMismatchError,
     FileFacts,
+    SendToTrash,
     TrashBackend,
     TrashError,
     TrashSlot,
@@ -502,6 +503,8 @@ class DedupService:
 
     def _restore_one(self, entry: JournalEntry) -> tuple[Path | None, str | None]:
         """Put one trashed file back. Returns (where it came back or None, a problem in words or None)."""
+        if not self.trash.records:  # macOS, Windows: it is in the OS trash, which only the user can open
+            return None, SendToTrash.by_hand(entry.path)
         slot = self._find_in_trash(entry)
         here = facts_or_none(entry.path)
         same_here = here is not None and _matches(here, entry)

@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 Step = Callable[[str], None]
 
 _CHUNK = 1 << 20
+# Never follow a symlink, never block on a FIFO (both flags are POSIX; Windows has neither, and no FIFOs).
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_BINARY = getattr(os, "O_BINARY", 0)
+_READ = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) | _BINARY
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _BINARY
 
 
 def _no_step(_name: str) -> None:
@@ -75,7 +80,7 @@ def read_facts(path: Path) -> FileFacts:
     """
     import xxhash
 
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    fd = os.open(path, _READ)
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -281,13 +286,14 @@ class SendToTrash:
         step("trash:moved")
 
     def take_back(self, slot: TrashSlot, dest: Path, *, content_hash: str | None, step: Step = _no_step) -> None:
-        raise TrashError(self._by_hand(dest))
+        raise TrashError(self.by_hand(dest))
 
     def entries_for(self, original: Path) -> list[TrashSlot]:
         return []
 
     @staticmethod
-    def _by_hand(path: Path) -> str:
+    def by_hand(path: Path) -> str:
+        """How to restore ``path`` where photoembed cannot."""
         where = "the Finder's Trash" if sys.platform == "darwin" else "the Recycle Bin"
         return (
             f"photoembed cannot take files back out of {where}: restore {path.name} (from {path.parent}) there by hand"
@@ -365,7 +371,7 @@ def _copy_verified(src: Path, dst: Path, content_hash: str | None) -> None:
 
     digest = xxhash.xxh3_128()
     try:
-        fin = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        fin = os.open(src, _READ)
     except OSError as exc:
         raise TrashError(f"Cannot read {src}: {exc.strerror or exc}") from exc
     try:
@@ -373,7 +379,7 @@ def _copy_verified(src: Path, dst: Path, content_hash: str | None) -> None:
         if not stat.S_ISREG(st.st_mode):
             raise TrashError(f"{src} is not a regular file")
         try:
-            fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            fout = os.open(dst, _CREATE, 0o600)
         except OSError as exc:
             raise TrashError(f"Cannot write {dst}: {exc.strerror or exc}") from exc
         try:
@@ -425,7 +431,7 @@ def _write_info(slot: TrashSlot, original: Path) -> None:
         f"Path={quote(os.fsencode(recorded), safe='/')}\n"
         f"DeletionDate={time.strftime('%Y-%m-%dT%H:%M:%S')}\n"
     )
-    fd = os.open(slot.info, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    fd = os.open(slot.info, _CREATE, 0o600)
     try:
         os.write(fd, text.encode("utf-8", errors="surrogateescape"))
         os.fsync(fd)

@@ -486,3 +486,19 @@ def test_old_journal_row_whose_info_was_removed_still_undoes(
     assert service.undo() == [victim]
     assert _digest(victim) == digest
     assert _trash_files(trash_home) == []
+
+
+def test_os_trash_without_records_is_journaled_and_undo_says_to_restore_by_hand(
+    library: PhotoLibrary, catalog: Catalog, trash_home: Path
+) -> None:
+    from photoembed.dedup.trash import SendToTrash
+
+    _pair(library, 46)
+    service = DedupService(catalog=catalog, settings=Settings(), trash=SendToTrash())  # as on macOS, Windows
+    _keeper, (victim,) = _split(service)
+    batch = service.execute(service.plan_trash(service.find_clusters(tier="identical")))
+    assert not victim.exists()
+    assert [e.state for e in service.batch_report(batch)] == ["trashed"]
+    with pytest.raises(UndoIncompleteError, match="by hand"):
+        service.undo()
+    assert service.store.last_open_batch() == batch  # still in the OS trash: the batch stays open
