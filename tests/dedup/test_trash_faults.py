@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from photoembed.config import Settings
+from photoembed.config import Paths, Settings
 from photoembed.core.hashing import content_hash
 from photoembed.dedup import trash as trash_mod
 from photoembed.dedup.service import DedupService
@@ -58,13 +58,16 @@ class Injected(BaseException):
 class Scenario:
     """A small library at a fixed place (journal and catalog hold absolute paths), restorable between runs."""
 
-    def __init__(self, base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, base: Path, monkeypatch: pytest.MonkeyPatch, *, cli: bool = False) -> None:
         self.run = base / "run"
         self.pristine = base / "pristine"
         self.photos = self.run / "photos"
         self.xdg = self.run / "xdg"
-        self.catalog_path = self.run / "catalog.sqlite3"
+        self.cli = cli
+        self.home = self.run / "home"
+        self.catalog_path = Paths.resolve(self.home).catalog if cli else self.run / "catalog.sqlite3"
         monkeypatch.setenv("XDG_DATA_HOME", str(self.xdg))
+        monkeypatch.setenv("PHOTOEMBED_HOME", str(self.home))
         self.originals: dict[Path, str] = {}
 
     @property
@@ -74,16 +77,23 @@ class Scenario:
     def build(self) -> None:
         self.photos.mkdir(parents=True)
         self.xdg.mkdir()
-        catalog = Catalog.open(self.catalog_path)
-        library = PhotoLibrary(catalog, self.photos)
         for seed, name in ((1, "a.jpg"), (2, "b.jpg")):
             first = save_scene(self.photos / name, seed, quality=90)
             copy = self.photos / "copies" / name
             copy.parent.mkdir(exist_ok=True)
             shutil.copy2(first, copy)
             for p in (first, copy):
-                library.add(p)
                 self.originals[p] = content_hash(p.read_bytes())
+        if self.cli:  # catalogued by the real commands
+            from photoembed.cli.main import main
+
+            assert main(["add", str(self.photos)]) == 0
+            assert main(["index"]) == 0
+            return
+        catalog = Catalog.open(self.catalog_path)
+        library = PhotoLibrary(catalog, self.photos)
+        for p in self.originals:
+            library.add(p)
         catalog.close()
 
     def save(self) -> None:
@@ -199,6 +209,7 @@ def _child(scenario: Scenario, phase: str, kill_at: int, exdev: bool) -> subproc
             phase,
             str(kill_at),
             "1" if exdev else "0",
+            "cli" if scenario.cli else "service",
         ],
         cwd=REPO,
         env=env,
@@ -217,7 +228,8 @@ def _steps(done: subprocess.CompletedProcess[str]) -> list[str]:
 @pytest.mark.parametrize("exdev", [False, True], ids=["rename", "cross-device"])
 @pytest.mark.parametrize("phase", ["trash", "undo"])
 def test_kill_at_every_step_boundary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str, exdev: bool) -> None:
-    scenario = Scenario(tmp_path, monkeypatch)
+    """The real `dupes --trash-suggested --yes` and `undo` commands, killed (os._exit) at each boundary."""
+    scenario = Scenario(tmp_path, monkeypatch, cli=True)
     scenario.build()
     if phase == "undo":
         scenario.trash_all()
