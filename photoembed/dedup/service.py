@@ -361,8 +361,12 @@ class DedupService:
             self.trash.put(item.path, slot, content_hash=facts.content_hash, step=self._step)
         except (TrashError, OSError) as exc:
             reason = str(exc) if isinstance(exc, TrashError) else f"{item.path}: {exc.strerror or exc}"
-            self._recover_ids({jid})
-            self.store.set_state(jid, "rolled_back", outcome=reason)
+            self._recover_ids({jid})  # looks at the files: in place -> rolled back, in the trash -> trashed
+            state = self.store.state_of(jid)
+            if state == "trashed":
+                return None
+            if state in ("moving", "rolled_back"):
+                self.store.set_state(jid, "rolled_back", outcome=reason)
             logger.warning("Not moved to the trash: %s", reason)
             return reason
         except BaseException:

@@ -210,6 +210,10 @@ class DedupStore:
                 ),
             )
 
+    def state_of(self, journal_id: int) -> str | None:
+        row = self.catalog.db.execute("SELECT state FROM dedup_trash_journal WHERE id = ?", (journal_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def has_open_rows(self) -> bool:
         """Any row left "moving" or "restoring" (a run was interrupted): recovery has work."""
         return (

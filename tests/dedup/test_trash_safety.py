@@ -502,3 +502,31 @@ def test_os_trash_without_records_is_journaled_and_undo_says_to_restore_by_hand(
     with pytest.raises(UndoIncompleteError, match="by hand"):
         service.undo()
     assert service.store.last_open_batch() == batch  # still in the OS trash: the batch stays open
+
+
+def test_a_copy_that_does_not_verify_leaves_the_photo_in_place(
+    library: PhotoLibrary, catalog: Catalog, trash_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _force_exdev(monkeypatch)
+    _pair(library, 47, "a.jpg")
+    _pair(library, 48, "b.jpg")
+    service = DedupService(catalog=catalog, settings=Settings(), trash=SystemTrash())
+    plan = service.plan_trash(service.find_clusters(tier="identical"))
+    first, second = plan.items
+    real_copy = trash_mod._copy_verified
+
+    def flaky(src: Path, dst: Path, expected: str | None) -> None:
+        if src == first.path:  # the bytes read differ from the ones checked (a disk error, a writer racing us)
+            expected = "0" * 32
+        real_copy(src, dst, expected)
+
+    monkeypatch.setattr(trash_mod, "_copy_verified", flaky)
+    batch = service.execute(plan)
+    assert _digest(first.path) == first.content_hash
+    assert not second.path.exists()
+    report = {e.path: e for e in service.batch_report(batch)}
+    assert report[first.path].state == "rolled_back"
+    assert "does not match" in (report[first.path].outcome or "")
+    assert catalog.photo_by_path(first.path) is not None
+    assert len(_trash_files(trash_home)) == 1  # the bad copy did not stay
+    assert len(_trash_infos(trash_home)) == 1
