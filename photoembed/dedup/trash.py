@@ -339,16 +339,15 @@ def _move(src: Path, dst: Path, *, content_hash: str | None, step: Step, phase: 
         _fsync_dir(src.parent)
         step(f"{phase}:moved")
         return
-    target = temp or dst
-    try:
-        _copy_verified(src, target, content_hash)
-        if temp is not None:
+    _copy_verified(src, temp or dst, content_hash)  # removes its own partial copy on failure
+    if temp is not None:
+        try:
             _rename_no_clobber(temp, dst)
-        _fsync_dir(dst.parent)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            target.unlink()
-        raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                temp.unlink()
+            raise
+    _fsync_dir(dst.parent)
     step(f"{phase}:copied")
     try:
         src.unlink()
@@ -367,9 +366,10 @@ def _rename_no_clobber(src: Path, dst: Path) -> None:
 
 
 def _copy_verified(src: Path, dst: Path, content_hash: str | None) -> None:
-    import xxhash
+    """Copy ``src`` to a new file ``dst``, fsync it, and check the copy's hash (against ``content_hash``).
 
-    digest = xxhash.xxh3_128()
+    On any failure ``dst`` is removed (it is ours: created exclusively here) and the source is untouched.
+    """
     try:
         fin = os.open(src, _READ)
     except OSError as exc:
@@ -383,18 +383,30 @@ def _copy_verified(src: Path, dst: Path, content_hash: str | None) -> None:
         except OSError as exc:
             raise TrashError(f"Cannot write {dst}: {exc.strerror or exc}") from exc
         try:
-            while chunk := os.read(fin, _CHUNK):
-                digest.update(chunk)
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(fout, view) :]
-            os.fsync(fout)
-        except OSError as exc:
-            raise TrashError(f"Cannot copy {src} to {dst}: {exc.strerror or exc}") from exc
-        finally:
-            os.close(fout)
+            _copy_and_check(fin, fout, st, src, dst, content_hash)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                dst.unlink()
+            raise
     finally:
         os.close(fin)
+
+
+def _copy_and_check(fin: int, fout: int, st: os.stat_result, src: Path, dst: Path, content_hash: str | None) -> None:
+    import xxhash
+
+    digest = xxhash.xxh3_128()
+    try:
+        while chunk := os.read(fin, _CHUNK):
+            digest.update(chunk)
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fout, view) :]
+        os.fsync(fout)
+    except OSError as exc:
+        raise TrashError(f"Cannot copy {src} to {dst}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fout)
     with contextlib.suppress(OSError):
         os.utime(dst, ns=(st.st_atime_ns, st.st_mtime_ns))
         os.chmod(dst, stat.S_IMODE(st.st_mode))
