@@ -111,10 +111,24 @@ def _trash(args: argparse.Namespace, service: DedupService, clusters: list[Clust
             print("Nothing was moved.")
         return 0
     batch = service.execute(plan)
+    report = service.batch_report(batch)  # groups that changed since listing are skipped, with the reason
+    moved = [e for e in report if e.state == "trashed"]
+    skipped = [e for e in report if e.state != "trashed"]
     if args.json:
-        emit_json(_plan_json(plan, batch=batch))
+        emit_json(
+            {
+                **_plan_json(plan, batch=batch),
+                "files": [str(e.path) for e in moved],
+                "count": len(moved),
+                "bytes": sum(e.size for e in moved),
+                "skipped": [{"path": str(e.path), "reason": e.outcome} for e in skipped],
+            }
+        )
     else:
-        print(f"Moved {plan.files} files ({human_bytes(plan.bytes)}) to the trash. `photoembed undo` puts them back.")
+        for entry in skipped:
+            print(f"Not moved: {entry.path}: {entry.outcome}")
+        size = human_bytes(sum(e.size for e in moved))
+        print(f"Moved {len(moved)} files ({size}) to the trash. `photoembed undo` puts them back.")
     return 0
 
 

@@ -70,6 +70,7 @@ class TrashItem:
     mtime_ns: int
     content_hash: str | None
     kept: tuple[Path, ...]  # the cluster's kept photos: one must still be there
+    kept_hashes: tuple[str | None, ...] = ()  # their content hashes as listed (re-read and compared at execution)
 
 
 @dataclass(frozen=True)

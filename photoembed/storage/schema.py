@@ -81,6 +81,22 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX dedup_trash_by_batch ON dedup_trash_journal(batch_id);
     """,
+    # 3 (dedup journal-first): each trash journal row is written before its move ("moving") and marked after
+    # it ("trashed"); undo likewise ("restoring" -> "restored"). The row records the exact trash slot, the
+    # file's identity (device, inode) and, once closed, the outcome in words. Rows from before keep their
+    # meaning: not restored = "trashed", restored = "restored".
+    """
+    ALTER TABLE dedup_trash_journal ADD COLUMN state TEXT NOT NULL DEFAULT 'trashed';
+    ALTER TABLE dedup_trash_journal ADD COLUMN photo_id INTEGER;
+    ALTER TABLE dedup_trash_journal ADD COLUMN dev INTEGER;
+    ALTER TABLE dedup_trash_journal ADD COLUMN ino INTEGER;
+    ALTER TABLE dedup_trash_journal ADD COLUMN trash_dir TEXT;
+    ALTER TABLE dedup_trash_journal ADD COLUMN trash_name TEXT;
+    ALTER TABLE dedup_trash_journal ADD COLUMN restored_path TEXT;
+    ALTER TABLE dedup_trash_journal ADD COLUMN outcome TEXT;
+    UPDATE dedup_trash_journal SET state = 'restored' WHERE restored_at IS NOT NULL;
+    CREATE INDEX dedup_trash_by_state ON dedup_trash_journal(state);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
