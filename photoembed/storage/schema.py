@@ -81,6 +81,15 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX dedup_trash_by_batch ON dedup_trash_journal(batch_id);
     """,
+    # 3 (keeper): what tells an original from its copies: the camera (EXIF make and model), the program that
+    # last saved it and when (EXIF Software, DateTime), and JPEG traces in a lossless file's pixels. Photos
+    # indexed before read NULL (unknown) until they are indexed again.
+    """
+    ALTER TABLE photos ADD COLUMN camera TEXT;
+    ALTER TABLE photos ADD COLUMN software TEXT;
+    ALTER TABLE photos ADD COLUMN modified REAL;
+    ALTER TABLE photos ADD COLUMN jpeg_trace REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
