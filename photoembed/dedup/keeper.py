@@ -1,19 +1,66 @@
-"""Which photo of a cluster to keep, and why, in words.
+"""Which photo of a cluster to keep, and why, in words: find the original.
 
 Criteria are compared in the user's order (settings.keeper_criteria); the first one that tells two photos
-apart decides. Photos in protected folders are always kept; when a cluster has any, they are its keepers.
+apart decides. The default order finds the original among its copies:
+
+1. ``camera_metadata``: camera data (EXIF make/model, original date, GPS) over less or none.
+2. ``earliest``: the earlier capture (both EXIF dates), then the older file among byte-different copies.
+3. ``camera_format``: what a camera writes (RAW, HEIC, a JPEG with camera data) over a re-save of it; a
+   PNG/TIFF whose pixels hold JPEG traces is a decoded JPEG, never "more original".
+4. ``unedited``: no editor's mark (EXIF Software of an editing program, or written after its capture).
+5. ``resolution``: more pixels, only among copies equal on all of the above.
+6. ``sharpness`` and ``shorter_path`` break the remaining ties (similar shots: the sharper shot).
+
+Every phrase states a fact about the two photos compared, as the front ends show them (times to the
+minute), on one line. Photos in protected folders are always kept; when a cluster has any, they are its
+keepers.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from photoembed.imaging.formats import format_of, format_rank
+from photoembed.imaging.formats import format_of, is_raw_format
+from photoembed.imaging.jpegtrace import TRACE_MIN
 from photoembed.storage.records import Photo
 
 # A sharpness difference under this ratio is noise (re-encodes differ by a few percent).
 _SHARPNESS_RATIO = 1.15
+# Times are shown to the minute: two times in the same minute are "the same time" to the user.
+_MINUTE_S = 60
+# A file written this long after its capture was saved again by a program (cameras write both at once).
+_EDITED_AFTER_S = 120
+# EXIF Software values of editing programs (lower case, matched as substrings).
+EDITORS: tuple[str, ...] = (
+    "photoshop",
+    "lightroom",
+    "gimp",
+    "snapseed",
+    "darktable",
+    "rawtherapee",
+    "picasa",
+    "affinity",
+    "pixelmator",
+    "luminar",
+    "capture one",
+    "paint.net",
+    "acdsee",
+    "faststone",
+    "irfanview",
+    "xnview",
+    "imagemagick",
+    "photoscape",
+    "fotor",
+    "vsco",
+    "picsart",
+    "polarr",
+    "krita",
+    "digikam",
+    "shotwell",
+    "photos extension",
+)
 
 
 @dataclass(frozen=True)
@@ -24,57 +71,136 @@ class _Criterion:
     better: Callable[[Photo, Photo], str | None]
 
 
+def _when(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
+# -- 1. camera metadata ------------------------------------------------------------------------------
+
+
+def camera_facts(p: Photo) -> list[str]:
+    """The camera data a photo carries, in words ("Canon EOS 5D", "EXIF date", "GPS")."""
+    facts = []
+    if p.info.camera:
+        facts.append(p.info.camera)
+    if p.info.taken_from_exif:
+        facts.append("EXIF date")
+    if p.info.has_gps:
+        facts.append("GPS")
+    return facts
+
+
+def _camera_metadata(a: Photo, b: Photo) -> str | None:
+    fa, fb = camera_facts(a), camera_facts(b)
+    if len(fa) <= len(fb):
+        return None
+    if not fb:
+        return f"camera data ({', '.join(fa)}) over none"
+    return f"more camera data ({', '.join(fa)} over {', '.join(fb)})"
+
+
+# -- 2. earliest -------------------------------------------------------------------------------------
+
+
+def _same_bytes(a: Photo, b: Photo) -> bool:
+    return a.content_hash is not None and a.content_hash == b.content_hash and a.size == b.size
+
+
+def _earliest(a: Photo, b: Photo) -> str | None:
+    ta, tb = a.info.taken, b.info.taken
+    if a.info.taken_from_exif and b.info.taken_from_exif and ta is not None and tb is not None:
+        if ta // _MINUTE_S < tb // _MINUTE_S:
+            return f"captured earlier ({_when(ta)} over {_when(tb)})"
+        if ta // _MINUTE_S > tb // _MINUTE_S:
+            return None
+    if _same_bytes(a, b):
+        return None  # identical files: which copy was written first says nothing about the photo
+    ma, mb = a.mtime_ns / 1e9, b.mtime_ns / 1e9
+    if ma // _MINUTE_S < mb // _MINUTE_S:
+        return f"older file ({_when(ma)} over {_when(mb)})"
+    return None
+
+
+# -- 3. camera format --------------------------------------------------------------------------------
+
+
+def _fmt(p: Photo) -> str:
+    return (p.info.format or format_of(p.path.name)).lower()
+
+
+def _from_camera(p: Photo) -> bool:
+    return bool(p.info.camera) or p.info.taken_from_exif
+
+
+def _provenance(p: Photo) -> tuple[float, str]:
+    """How directly a file comes from a camera (higher: closer), and that in words."""
+    fmt = _fmt(p)
+    name = fmt.upper()
+    if is_raw_format(fmt):
+        return 6, f"RAW ({fmt[4:].upper()})"
+    if fmt in ("heic", "heif"):
+        return 5, name
+    if fmt == "jpeg":
+        return (4, "camera JPEG") if _from_camera(p) else (2, "JPEG")
+    if fmt in ("png", "tiff", "bmp"):
+        trace = p.info.jpeg_trace
+        if trace is None:
+            return 2, name  # not measured (indexed before traces were): no claim either way
+        if trace >= TRACE_MIN:
+            return 1.5, f"{name} of a decoded JPEG"
+        return 3, f"lossless {name}"
+    if fmt in ("webp", "avif"):
+        return 1, name
+    if fmt == "gif":
+        return 0.5, name
+    return 0, name
+
+
+def _camera_format(a: Photo, b: Photo) -> str | None:
+    (ra, da), (rb, db) = _provenance(a), _provenance(b)
+    if ra > rb:
+        return f"{da} over {db}"
+    return None
+
+
+# -- 4. unedited -------------------------------------------------------------------------------------
+
+
+def edit_mark(p: Photo) -> str | None:
+    """Why a photo looks edited, from its EXIF (an editor's Software tag, or saved long after capture)."""
+    software = p.info.software
+    if software and any(editor in software.lower() for editor in EDITORS):
+        return f"saved by {software}"
+    taken, modified = p.info.taken, p.info.modified
+    if p.info.taken_from_exif and taken is not None and modified is not None and modified - taken > _EDITED_AFTER_S:
+        return f"saved again {_when(modified)}"
+    return None
+
+
+def _unedited(a: Photo, b: Photo) -> str | None:
+    mark = edit_mark(b)
+    if edit_mark(a) is None and mark is not None:
+        return f"unedited over edited ({mark})"
+    return None
+
+
+# -- 5. resolution and the tie-breaks ----------------------------------------------------------------
+
+
 def _pixels(p: Photo) -> int:
     return (p.info.width or 0) * (p.info.height or 0)
 
 
 def _resolution(a: Photo, b: Photo) -> str | None:
     if _pixels(a) > _pixels(b):
-        return f"higher resolution ({a.info.width}×{a.info.height} vs {b.info.width}×{b.info.height})"
-    return None
-
-
-def _format_rank(p: Photo) -> int:
-    return format_rank(p.info.format or format_of(p.path.name))
-
-
-def _original_format(a: Photo, b: Photo) -> str | None:
-    if _format_rank(a) > _format_rank(b):
-        return f"more original format ({_format_name(a)} over {_format_name(b)})"
-    return None
-
-
-def _format_name(p: Photo) -> str:
-    return (p.info.format or p.path.suffix.lstrip(".") or "unknown").upper()
-
-
-def _file_size(a: Photo, b: Photo) -> str | None:
-    if _format_rank(a) == _format_rank(b) and a.size > b.size:
-        return f"larger file in the same format ({a.size:,} vs {b.size:,} bytes)"
-    return None
-
-
-def _metadata(p: Photo) -> int:
-    return int(p.info.taken_from_exif) + int(p.info.has_gps)
-
-
-def _has_metadata(a: Photo, b: Photo) -> str | None:
-    if _metadata(a) > _metadata(b):
-        what = "EXIF date and GPS" if _metadata(a) == 2 else "EXIF date" if a.info.taken_from_exif else "GPS"
-        return f"has {what}"
+        return f"higher resolution ({a.info.width}×{a.info.height} over {b.info.width}×{b.info.height})"
     return None
 
 
 def _sharpness(a: Photo, b: Photo) -> str | None:
     sa, sb = a.info.sharpness or 0.0, b.info.sharpness or 0.0
     if sa > sb * _SHARPNESS_RATIO and sa - sb > 1.0:
-        return f"sharper ({sa:.0f} vs {sb:.0f})"
-    return None
-
-
-def _older(a: Photo, b: Photo) -> str | None:
-    if a.mtime_ns < b.mtime_ns:
-        return "older file (likely the original)"
+        return f"sharper ({sa:.0f} over {sb:.0f})"
     return None
 
 
@@ -87,16 +213,15 @@ def _shorter_path(a: Photo, b: Photo) -> str | None:
 CRITERIA: dict[str, _Criterion] = {
     c.name: c
     for c in (
+        _Criterion("camera_metadata", _camera_metadata),
+        _Criterion("earliest", _earliest),
+        _Criterion("camera_format", _camera_format),
+        _Criterion("unedited", _unedited),
         _Criterion("resolution", _resolution),
-        _Criterion("original_format", _original_format),
-        _Criterion("file_size", _file_size),
-        _Criterion("has_metadata", _has_metadata),
         _Criterion("sharpness", _sharpness),
-        _Criterion("older", _older),
         _Criterion("shorter_path", _shorter_path),
     )
 }
-
 
 def compare(a: Photo, b: Photo, order: Sequence[str]) -> tuple[int, str]:
     """-1 when ``a`` should be kept over ``b``, 1 for the reverse, with the deciding phrase."""
@@ -108,18 +233,25 @@ def compare(a: Photo, b: Photo, order: Sequence[str]) -> tuple[int, str]:
         phrase = criterion.better(b, a)
         if phrase:
             return 1, phrase
-    if str(a.path) <= str(b.path):
-        return -1, "all criteria equal; first by path"
-    return 1, "all criteria equal; first by path"
+    tie = "identical files; the first by path" if _same_bytes(a, b) else "all else equal; the first by path"
+    return (-1 if str(a.path) <= str(b.path) else 1), tie
 
 
 @dataclass(frozen=True)
 class KeeperDecision:
-    """Per photo (same order as given): keep it or not, and why."""
+    """Per photo (same order as given): keep it or not, and why.
+
+    Attributes:
+        keep: keep this one (the keeper, or protected).
+        reasons: one line each.
+        keeper: the photo the others are compared with.
+        phrases: for each photo, the bare fact that decided between it and the keeper ("" for the keeper).
+    """
 
     keep: list[bool]
     reasons: list[str]
-    keeper: int  # the photo the others are compared with
+    keeper: int
+    phrases: list[str]
 
 
 def choose(photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[str]) -> KeeperDecision:
@@ -129,22 +261,38 @@ def choose(photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[s
     for i in candidates[1:]:
         if compare(photos[i], photos[best], order)[0] < 0:
             best = i
+    keeper = photos[best]
+    # The keeper by name, or by folder and name where another photo has the same name.
+    shown = keeper.path.name
+    if any(p.path.name == shown for i, p in enumerate(photos) if i != best):
+        shown = f"{keeper.path.parent.name}/{shown}" if keeper.path.parent.name else str(keeper.path)
+    phrases = ["" if i == best else compare(keeper, p, order)[1] for i, p in enumerate(photos)]
     keep: list[bool] = []
     reasons: list[str] = []
-    for i, photo in enumerate(photos):
+    for i in range(len(photos)):
         if protected[i]:
             keep.append(True)
             reasons.append("in a protected folder")
         elif i == best:
             keep.append(True)
-            runner = [j for j in range(len(photos)) if j != i]
-            phrase = compare(photo, photos[runner[0]], order)[1] if runner else "only photo"
-            reasons.append(f"keep: {phrase}")
+            reasons.append(_keeper_reason(photos, best, order))
         else:
             keep.append(False)
-            keeper = photos[best]
             if protected[best]:
                 reasons.append(f"a copy is kept in a protected folder: {keeper.path}")
             else:
-                reasons.append(f"{keeper.path.name} is kept: {compare(keeper, photo, order)[1]}")
-    return KeeperDecision(keep=keep, reasons=reasons, keeper=best)
+                reasons.append(f"{shown} is kept: {phrases[i]}")
+    return KeeperDecision(keep=keep, reasons=reasons, keeper=best, phrases=phrases)
+
+
+def _keeper_reason(photos: Sequence[Photo], best: int, order: Sequence[str]) -> str:
+    others = [p for i, p in enumerate(photos) if i != best]
+    if not others:
+        return "only photo"
+    # The fact against the closest rival: true for it, and the weakest win over all the others.
+    runner = others[0]
+    for p in others[1:]:
+        if compare(p, runner, order)[0] < 0:
+            runner = p
+    phrase = compare(photos[best], runner, order)[1]
+    return f"keep: {phrase}" if len(others) == 1 else f"keep: {phrase} (against {runner.path.name})"

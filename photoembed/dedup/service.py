@@ -17,9 +17,17 @@ import numpy as np
 
 from photoembed.config import Settings
 from photoembed.core.hashing import content_hash
-from photoembed.dedup import keeper
+from photoembed.dedup import keeper, labels
 from photoembed.dedup.engine import DuplicateEngine, EngineOptions, FingerprintTable, RawCluster
-from photoembed.dedup.records import TIERS, Cluster, ClusterPhoto, DedupProgress, TrashItem, TrashPlan
+from photoembed.dedup.records import (
+    BULK_TIERS,
+    TIERS,
+    Cluster,
+    ClusterPhoto,
+    DedupProgress,
+    TrashItem,
+    TrashPlan,
+)
 from photoembed.dedup.store import DedupStore
 from photoembed.dedup.trash import TrashBackend
 from photoembed.errors import Cancelled, KnownError
@@ -154,6 +162,8 @@ class DedupService:
             flags = [protected(p) for p in photos]
             decision = keeper.choose(photos, flags, order)
             keeper_row = pairs[decision.keeper][0]
+            keeper_photo = photos[decision.keeper]
+            thumbs = self.store.thumbnails([p.id for p in photos])
             entries: list[ClusterPhoto] = []
             for k, (row, photo) in enumerate(pairs):
                 if k == decision.keeper:
@@ -161,6 +171,14 @@ class DedupService:
                 else:
                     found = engine.pair_tier(keeper_row, row)
                     relation, score = found if found is not None else (item.tier, 0.0)
+                label = labels.relation_label(
+                    keeper_photo,
+                    photo,
+                    match=relation,
+                    score=float(score),
+                    members=photos,
+                    thumbs=(thumbs.get(keeper_photo.id), thumbs.get(photo.id)),
+                )
                 entries.append(
                     ClusterPhoto(
                         photo_id=photo.id,
@@ -173,6 +191,7 @@ class DedupService:
                         match=relation,
                         score=round(float(score), 4),
                         protected=flags[k],
+                        label=label,
                     )
                 )
             entries.sort(key=lambda e: (e.match != "keeper", not e.keep, -e.score, str(e.path)))
@@ -236,6 +255,16 @@ class DedupService:
                     TrashItem(photo.photo_id, photo.path, photo.size, photo.mtime_ns, photo.content_hash, kept)
                 )
         return TrashPlan(tuple(items))
+
+    def plan_bulk_trash(self, clusters: Iterable[Cluster]) -> tuple[TrashPlan, list[Cluster]]:
+        """As :meth:`plan_trash` over the clusters that may go in bulk (identical files, same photo).
+
+        Returns the plan and the clusters left out (similar shots: different photos, reviewed one cluster
+        at a time).
+        """
+        clusters = list(clusters)
+        taken = [c for c in clusters if c.tier in BULK_TIERS]
+        return self.plan_trash(taken), [c for c in clusters if c.tier not in BULK_TIERS]
 
     def execute(self, plan: TrashPlan) -> int:
         """Move the plan's files to the trash. Returns the batch id (for undo)."""
