@@ -216,6 +216,27 @@ class DedupService:
     def mark_cluster_not_duplicates(self, cluster: Cluster) -> int:
         return self.mark_not_duplicates([p.path for p in cluster.photos])
 
+    def add_not_duplicate_marks(self, paths: Sequence[Path | str]) -> list[tuple[str, str]]:
+        """As :meth:`mark_not_duplicates`; returns the marks that are new, which is what an undo takes back."""
+        photos = [self._photo(Path(p)) for p in paths]
+        if len(photos) < 2:
+            raise KnownError("Mark at least two photos as not duplicates of each other")
+        hashes = sorted({p.content_hash for p in photos if p.content_hash})
+        existing = self.store.marks()
+        # (a, a): identical copies of one file, as mark_not_duplicates stores them.
+        pairs = [
+            (a, b)
+            for k, a in enumerate(hashes)
+            for b in hashes[k:]
+            if (a != b or _copies(photos, a) > 1) and (a, b) not in existing
+        ]
+        self.store.add_marks(pairs)
+        return pairs
+
+    def remove_not_duplicate_marks(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Undo :meth:`add_not_duplicate_marks`: those photos may be proposed as duplicates again."""
+        return self.store.remove_marks(pairs)
+
     def protect(self, folder: Path) -> None:
         """Never propose photos under ``folder`` for removal."""
         self.store.protect(_normal(folder))
@@ -382,6 +403,10 @@ class _Protection:
         if self._in_folder(path):
             return True
         return any(r.protected and (r.path == path or r.path in path.parents) for r in catalog.roots())
+
+
+def _copies(photos: Sequence[Photo], digest: str) -> int:
+    return sum(1 for p in photos if p.content_hash == digest)
 
 
 def _normal(folder: Path) -> Path:
