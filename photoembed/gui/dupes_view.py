@@ -847,11 +847,6 @@ class DuplicatesView(QWidget):
         if row < 0:
             return
         cluster = self.clusters.cluster(row)
-        paths = [p.path for p in cluster.photos]
-
-        def task(_ctx: object) -> list[tuple[str, str]]:
-            library = self.controller.require()
-            return self.controller._dedup_service(library).add_not_duplicate_marks(paths)
 
         def done(pairs: list[tuple[str, str]]) -> None:
             current = next((i for i, c in enumerate(self.clusters.clusters()) if c == cluster), -1)
@@ -863,18 +858,14 @@ class DuplicatesView(QWidget):
                               lambda: self._unmark(pairs))
             self.status.emit("Marked as not duplicates")
 
-        self.controller.submit_task("not-duplicates", task, on_result=done)
+        self.controller.mark_not_duplicates(cluster, done)
 
     def _unmark(self, pairs: list[tuple[str, str]]) -> None:
-        def task(_ctx: object) -> int:
-            library = self.controller.require()
-            return self.controller._dedup_service(library).remove_not_duplicate_marks(pairs)
-
         def done(_removed: int) -> None:
             self.status.emit("Not duplicates undone: they are proposed again")
             self.recluster(announce=False)
 
-        self.controller.submit_task("not-duplicates-undo", task, on_result=done)
+        self.controller.unmark_not_duplicates(pairs, done)
 
     def trash_current_cluster(self) -> None:
         row = self._current_row()
