@@ -56,8 +56,10 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     unprotect.set_defaults(handler=cmd_unprotect)
 
     from photoembed.bench.dedup import register_bench
+    from photoembed.bench.keeper_eval import register_bench as register_keeper_bench
 
     register_bench(bench_subparsers)
+    register_keeper_bench(bench_subparsers)
 
 
 def service_for(library: Any, *, with_indexer: bool = False) -> DedupService:

@@ -19,8 +19,10 @@ keepers.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from photoembed.imaging.formats import format_of, is_raw_format
 from photoembed.imaging.jpegtrace import TRACE_MIN
@@ -63,12 +65,36 @@ EDITORS: tuple[str, ...] = (
 )
 
 
+# Grey thumbnails whose mean differs by more than this (of 255), or whose contrast by more than this ratio,
+# were edited (brightness, contrast, tone): re-encodes and resizes stay within about 1 level and 2 %.
+_EDIT_MEAN = 6.0
+_EDIT_CONTRAST = 0.08
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the rules may know beyond the catalog rows: the grey fingerprint thumbnails by photo id."""
+
+    thumbs: Mapping[int, np.ndarray] = field(default_factory=dict)
+
+
 @dataclass(frozen=True)
 class _Criterion:
-    """``better(a, b)``: a phrase when ``a`` beats ``b`` on this criterion, else None."""
+    """``better(a, b, context)``: a phrase when ``a`` beats ``b`` on this criterion, else None."""
 
     name: str
-    better: Callable[[Photo, Photo], str | None]
+    better: Callable[[Photo, Photo, Context], str | None]
+
+
+def tone_changed(a: np.ndarray | None, b: np.ndarray | None) -> bool:
+    """Whether two grey thumbnails of one photo differ in brightness or contrast (an edit, not a re-encode)."""
+    if a is None or b is None or a.shape != b.shape:
+        return False
+    fa, fb = a.astype(np.float32), b.astype(np.float32)
+    if abs(float(fa.mean()) - float(fb.mean())) > _EDIT_MEAN:
+        return True
+    sa, sb = float(fa.std()), float(fb.std())
+    return max(sa, sb) > 1.0 and abs(sa - sb) / max(sa, sb) > _EDIT_CONTRAST
 
 
 def _when(seconds: float) -> str:
@@ -90,7 +116,7 @@ def camera_facts(p: Photo) -> list[str]:
     return facts
 
 
-def _camera_metadata(a: Photo, b: Photo) -> str | None:
+def _camera_metadata(a: Photo, b: Photo, _ctx: Context) -> str | None:
     fa, fb = camera_facts(a), camera_facts(b)
     if len(fa) <= len(fb):
         return None
@@ -106,7 +132,7 @@ def _same_bytes(a: Photo, b: Photo) -> bool:
     return a.content_hash is not None and a.content_hash == b.content_hash and a.size == b.size
 
 
-def _earliest(a: Photo, b: Photo) -> str | None:
+def _earliest(a: Photo, b: Photo, _ctx: Context) -> str | None:
     ta, tb = a.info.taken, b.info.taken
     if a.info.taken_from_exif and b.info.taken_from_exif and ta is not None and tb is not None:
         if ta // _MINUTE_S < tb // _MINUTE_S:
@@ -156,7 +182,7 @@ def _provenance(p: Photo) -> tuple[float, str]:
     return 0, name
 
 
-def _camera_format(a: Photo, b: Photo) -> str | None:
+def _camera_format(a: Photo, b: Photo, _ctx: Context) -> str | None:
     (ra, da), (rb, db) = _provenance(a), _provenance(b)
     if ra > rb:
         return f"{da} over {db}"
@@ -177,7 +203,7 @@ def edit_mark(p: Photo) -> str | None:
     return None
 
 
-def _unedited(a: Photo, b: Photo) -> str | None:
+def _unedited(a: Photo, b: Photo, _ctx: Context) -> str | None:
     mark = edit_mark(b)
     if edit_mark(a) is None and mark is not None:
         return f"unedited over edited ({mark})"
@@ -191,20 +217,24 @@ def _pixels(p: Photo) -> int:
     return (p.info.width or 0) * (p.info.height or 0)
 
 
-def _resolution(a: Photo, b: Photo) -> str | None:
+def _resolution(a: Photo, b: Photo, _ctx: Context) -> str | None:
     if _pixels(a) > _pixels(b):
         return f"higher resolution ({a.info.width}×{a.info.height} over {b.info.width}×{b.info.height})"
     return None
 
 
-def _sharpness(a: Photo, b: Photo) -> str | None:
+def _sharpness(a: Photo, b: Photo, ctx: Context) -> str | None:
+    # Brightening or adding contrast raises the Laplacian's variance: between a photo and its tone edit,
+    # "sharper" would pick the edit. It only tells copies of the same tone apart (or different shots).
+    if tone_changed(ctx.thumbs.get(a.id), ctx.thumbs.get(b.id)):
+        return None
     sa, sb = a.info.sharpness or 0.0, b.info.sharpness or 0.0
     if sa > sb * _SHARPNESS_RATIO and sa - sb > 1.0:
         return f"sharper ({sa:.0f} over {sb:.0f})"
     return None
 
 
-def _shorter_path(a: Photo, b: Photo) -> str | None:
+def _shorter_path(a: Photo, b: Photo, _ctx: Context) -> str | None:
     if len(str(a.path)) < len(str(b.path)):
         return "shorter path"
     return None
@@ -223,14 +253,15 @@ CRITERIA: dict[str, _Criterion] = {
     )
 }
 
-def compare(a: Photo, b: Photo, order: Sequence[str]) -> tuple[int, str]:
+def compare(a: Photo, b: Photo, order: Sequence[str], context: Context | None = None) -> tuple[int, str]:
     """-1 when ``a`` should be kept over ``b``, 1 for the reverse, with the deciding phrase."""
+    ctx = context or Context()
     for name in order:
         criterion = CRITERIA[name]
-        phrase = criterion.better(a, b)
+        phrase = criterion.better(a, b, ctx)
         if phrase:
             return -1, phrase
-        phrase = criterion.better(b, a)
+        phrase = criterion.better(b, a, ctx)
         if phrase:
             return 1, phrase
     tie = "identical files; the first by path" if _same_bytes(a, b) else "all else equal; the first by path"
@@ -254,19 +285,22 @@ class KeeperDecision:
     phrases: list[str]
 
 
-def choose(photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[str]) -> KeeperDecision:
+def choose(
+    photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[str], context: Context | None = None
+) -> KeeperDecision:
     """Pick the keeper(s) of one cluster. Always keeps at least one photo."""
+    ctx = context or Context()
     candidates = [i for i, p in enumerate(protected) if p] or list(range(len(photos)))
     best = candidates[0]
     for i in candidates[1:]:
-        if compare(photos[i], photos[best], order)[0] < 0:
+        if compare(photos[i], photos[best], order, ctx)[0] < 0:
             best = i
     keeper = photos[best]
     # The keeper by name, or by folder and name where another photo has the same name.
     shown = keeper.path.name
     if any(p.path.name == shown for i, p in enumerate(photos) if i != best):
         shown = f"{keeper.path.parent.name}/{shown}" if keeper.path.parent.name else str(keeper.path)
-    phrases = ["" if i == best else compare(keeper, p, order)[1] for i, p in enumerate(photos)]
+    phrases = ["" if i == best else compare(keeper, p, order, ctx)[1] for i, p in enumerate(photos)]
     keep: list[bool] = []
     reasons: list[str] = []
     for i in range(len(photos)):
@@ -275,7 +309,7 @@ def choose(photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[s
             reasons.append("in a protected folder")
         elif i == best:
             keep.append(True)
-            reasons.append(_keeper_reason(photos, best, order))
+            reasons.append(_keeper_reason(photos, best, order, ctx))
         else:
             keep.append(False)
             if protected[best]:
@@ -285,14 +319,14 @@ def choose(photos: Sequence[Photo], protected: Sequence[bool], order: Sequence[s
     return KeeperDecision(keep=keep, reasons=reasons, keeper=best, phrases=phrases)
 
 
-def _keeper_reason(photos: Sequence[Photo], best: int, order: Sequence[str]) -> str:
+def _keeper_reason(photos: Sequence[Photo], best: int, order: Sequence[str], ctx: Context) -> str:
     others = [p for i, p in enumerate(photos) if i != best]
     if not others:
         return "only photo"
     # The fact against the closest rival: true for it, and the weakest win over all the others.
     runner = others[0]
     for p in others[1:]:
-        if compare(p, runner, order)[0] < 0:
+        if compare(p, runner, order, ctx)[0] < 0:
             runner = p
-    phrase = compare(photos[best], runner, order)[1]
+    phrase = compare(photos[best], runner, order, ctx)[1]
     return f"keep: {phrase}" if len(others) == 1 else f"keep: {phrase} (against {runner.path.name})"

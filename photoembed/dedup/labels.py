@@ -18,10 +18,6 @@ from photoembed.storage.records import Photo
 _ASPECT_TOLERANCE = 0.02
 # A side within this fraction of the keeper's is "the same size".
 _SCALE_TOLERANCE = 0.02
-# Grey thumbnails whose mean differs by more than this (of 255), or whose contrast by more than this ratio,
-# were edited (brightness, contrast, tone): re-encodes and resizes stay within about 1 level and 2 %.
-_EDIT_MEAN = 6.0
-_EDIT_CONTRAST = 0.08
 
 
 def _same_bytes(a: Photo, b: Photo) -> bool:
@@ -32,17 +28,6 @@ def _aspect(p: Photo) -> float | None:
     if not p.info.width or not p.info.height:
         return None
     return p.info.width / p.info.height
-
-
-def tone_changed(a: np.ndarray | None, b: np.ndarray | None) -> bool:
-    """Whether two grey thumbnails of one photo differ in brightness or contrast (an edit, not a re-encode)."""
-    if a is None or b is None or a.shape != b.shape:
-        return False
-    fa, fb = a.astype(np.float32), b.astype(np.float32)
-    if abs(float(fa.mean()) - float(fb.mean())) > _EDIT_MEAN:
-        return True
-    sa, sb = float(fa.std()), float(fb.std())
-    return max(sa, sb) > 1.0 and abs(sa - sb) / max(sa, sb) > _EDIT_CONTRAST
 
 
 def relation_label(
@@ -82,7 +67,7 @@ def relation_label(
             return "rotated"
     if keeper_rules.edit_mark(photo) is not None and keeper_rules.edit_mark(keeper) is None:
         return "edited"
-    if tone_changed(*thumbs):
+    if keeper_rules.tone_changed(*thumbs):
         return "edited"
     kw, pw = keeper.info.width or 0, photo.info.width or 0
     kh, ph = keeper.info.height or 0, photo.info.height or 0

@@ -160,10 +160,10 @@ class DedupService:
                 continue
             photos = [p for _, p in pairs]
             flags = [protected(p) for p in photos]
-            decision = keeper.choose(photos, flags, order)
+            thumbs = self.store.thumbnails([p.id for p in photos])
+            decision = keeper.choose(photos, flags, order, keeper.Context(thumbs=thumbs))
             keeper_row = pairs[decision.keeper][0]
             keeper_photo = photos[decision.keeper]
-            thumbs = self.store.thumbnails([p.id for p in photos])
             entries: list[ClusterPhoto] = []
             for k, (row, photo) in enumerate(pairs):
                 if k == decision.keeper:

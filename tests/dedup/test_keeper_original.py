@@ -329,3 +329,22 @@ def test_real_identical_files_in_the_same_minute_do_not_claim_an_older_file(cata
     assert kept.path.parent.name == "trip"  # the shorter path: true, and shown
     assert removed.reason == "trip/Aqua.jpg is kept: shorter path"
     assert removed.label == "exact copy"
+
+
+def test_a_tone_edit_is_not_kept_for_being_sharper() -> None:
+    """Brightening raises the Laplacian's variance: "sharper" must not pick the edit over its original."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(40, 200, (32, 32)).astype(np.uint8)
+    brighter = np.clip(grey.astype(np.float32) * 1.2, 0, 255).astype(np.uint8)
+    original = photo("DSC_0001.jpg", sharp=228.0, **CAMERA)
+    edit = photo("DSC_0001-edit.jpg", sharp=300.0, pid=2, **CAMERA)
+    blind = keeper.choose([original, edit], [False, False], ORDER)
+    assert blind.keeper == 1  # without the thumbnails, the rules cannot tell
+    context = keeper.Context(thumbs={1: grey, 2: brighter})
+    decision = keeper.choose([original, edit], [False, False], ORDER, context)
+    assert decision.keeper == 0
+    assert decision.reasons[1] == "DSC_0001.jpg is kept: shorter path"
+    assert keeper.tone_changed(grey, brighter)
+    assert not keeper.tone_changed(grey, grey)
