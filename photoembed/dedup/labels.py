@@ -78,5 +78,5 @@ def relation_label(
     kf = (keeper.info.format or format_of(keeper.path.name)).upper()
     pf = (photo.info.format or format_of(photo.path.name)).upper()
     if kf != pf:
-        return f"re-encoded as {pf}"
+        return f"converted to {pf}"
     return "re-encoded"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import html
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -690,10 +691,13 @@ class DuplicatesView(QWidget):
         self.members.set_cluster(cluster)
         removable = [p for p in cluster.photos if not p.keep]
         self.cluster_title.setText(f"{TIER_TITLES.get(cluster.tier, cluster.tier)} — {len(cluster.photos)} photos")
-        keeper = cluster.photos[0]
+        kept = [p for p in cluster.photos if p.keep] or [cluster.photos[0]]
+        why = kept[0].reason.removeprefix("keep: ").removeprefix("kept: ")
+        names = ", ".join(f"<b>{html.escape(p.path.name)}</b>" for p in kept)
         self.cluster_detail.setText(
-            f"Keeping <b>{keeper.path.name}</b> ({keeper.reason}). "
-            f"Moving the other {len(removable)} to the trash frees <b>{human_bytes(cluster_savings(cluster))}</b>."
+            f"Keeping {names}" + (f": {html.escape(why)}. " if len(kept) == 1 else ". ")
+            + (f"Moving the other {len(removable)} to the trash frees "
+               f"<b>{human_bytes(cluster_savings(cluster))}</b>." if removable else "Nothing goes to the trash.")
         )
         self.trash_cluster.setText(f"Move {len(removable)} to trash…")
         self.trash_cluster.setEnabled(bool(removable))

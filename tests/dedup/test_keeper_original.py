@@ -290,7 +290,7 @@ def test_real_png_converted_from_a_jpeg_is_not_kept(catalog: Catalog, folder: Pa
     assert by_name["plain.jpg"][0]
     assert not by_name["plain.png"][0]
     assert by_name["plain.png"][1] == "plain.jpg is kept: JPEG over PNG of a decoded JPEG"
-    assert by_name["plain.png"][2] == "re-encoded as PNG"
+    assert by_name["plain.png"][2] == "converted to PNG"
 
 
 def test_real_brightened_edit_with_a_larger_file_is_not_kept(catalog: Catalog, folder: Path) -> None:
