@@ -1020,7 +1020,10 @@ class DuplicatesView(QWidget):
             self.total.setText(f"{count:,} cluster{'s' if count != 1 else ''} · {human_bytes(total)} can be freed")
         else:
             self.total.setText("")
-        self.trash_all.setEnabled(count > 0 and total > 0)
+        bulk = sum(cluster_savings(c) for c in self.clusters.clusters() if c.bulk)
+        self.trash_all.setEnabled(bulk > 0)
+        self.trash_all.setText(f"Move all suggested to trash ({human_bytes(bulk)})…" if bulk else
+                               "Move all suggested to trash…")
 
     def _show_notice(self, text: str, undo: Callable[[], None]) -> None:
         self.notice_text.setText(text)
