@@ -1,7 +1,8 @@
 """What each photo of a cluster is, relative to its keeper, in a few words ("exact copy", "resized 50%").
 
-Derived from the catalog's metadata and the matcher's relation; a label the matcher already gave (it
-measured the pixels) is kept as it is.
+The service derives it from the catalog's metadata (sizes, formats, EXIF edit marks), the grey fingerprint
+thumbnails (a tone edit) and the matcher's relation and score. A matcher that measures more (the crop or the
+rotation it found) may write a more precise label into ``ClusterPhoto.label`` instead.
 """
 
 from __future__ import annotations

@@ -39,8 +39,8 @@ class ClusterPhoto:
         score: the strength of that relation (1.0 for identical copies and the keeper).
         protected: lies in a protected folder (never proposed for removal).
         label: what this file is, relative to the keeper, in a few words: "exact copy", "resized 50%",
-            "re-encoded", "cropped", "edited", "similar 0.95" ("" for the keeper). Whoever knows best fills
-            it (the matcher for what it measured, else the service from the catalog's metadata).
+            "re-encoded", "cropped", "edited", "similar 0.95" ("" for the keeper). The service fills it
+            (photoembed.dedup.labels); a matcher that measured more may give a more precise one.
     """
 
     photo_id: int
