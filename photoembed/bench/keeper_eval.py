@@ -34,6 +34,7 @@ from photoembed.dedup.trash import SystemTrash
 from photoembed.errors import KnownError
 from photoembed.imaging.decode import decode_photo
 from photoembed.imaging.fingerprint import fingerprint
+from photoembed.imaging.formats import format_of, format_rank
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.records import Photo
 
@@ -190,6 +191,35 @@ def build_groups(sources: Sequence[Path], out: Path, *, same_time: bool) -> list
     return groups
 
 
+def legacy_keeps_first(a: Photo, b: Photo) -> bool:
+    """The keeper rules before they looked for the original (the baseline): resolution, format rank (PNG over
+    JPEG), larger file in the same format, EXIF date/GPS, sharper (by 15 %), older file, shorter path."""
+    def pixels(p: Photo) -> int:
+        return (p.info.width or 0) * (p.info.height or 0)
+
+    def rank(p: Photo) -> int:
+        return format_rank(p.info.format or format_of(p.path.name))
+
+    def meta(p: Photo) -> int:
+        return int(p.info.taken_from_exif) + int(p.info.has_gps)
+
+    steps: list[tuple[float, float]] = [(pixels(a), pixels(b)), (rank(a), rank(b))]
+    if rank(a) == rank(b):
+        steps.append((a.size, b.size))
+    steps.append((meta(a), meta(b)))
+    for x, y in steps:
+        if x != y:
+            return x > y
+    sa, sb = a.info.sharpness or 0.0, b.info.sharpness or 0.0
+    if sa > sb * 1.15 and sa - sb > 1.0:
+        return True
+    if sb > sa * 1.15 and sb - sa > 1.0:
+        return False
+    if a.mtime_ns != b.mtime_ns:
+        return a.mtime_ns < b.mtime_ns
+    return len(str(a.path)) <= len(str(b.path))
+
+
 def _catalogue(catalog: Catalog, root_id: int, paths: Iterable[Path]) -> dict[Path, Photo]:
     for path in paths:
         data = path.read_bytes()
@@ -220,6 +250,7 @@ def run(sources: Sequence[Path], work: Path, emit: Callable[[str], None]) -> dic
             emit(f"\n== {timeline}: {len(groups)} camera originals, {sum(len(g.copies) for g in groups)} copies ==")
             store = DedupStore(catalog)
             by_kind: dict[str, list[bool]] = {}
+            legacy: dict[str, list[bool]] = {}
             wrong: dict[str, str] = {}
             for g in groups:
                 for c in g.copies:
@@ -228,15 +259,19 @@ def run(sources: Sequence[Path], work: Path, emit: Callable[[str], None]) -> dic
                     decision = keeper.choose(pair, [False, False], order, context)
                     ok = decision.keeper == 1
                     by_kind.setdefault(c.kind, []).append(ok)
+                    legacy.setdefault(c.kind, []).append(legacy_keeps_first(photos[g.original], photos[c.path]))
                     if not ok:
                         wrong.setdefault(c.kind, decision.reasons[1])
-            emit(f"{'copy':<34} {'original kept':>13}  (keeper rules on each original/copy pair)")
+            emit(f"{'copy':<34} {'original kept':>13} {'previous rules':>15}  (each original/copy pair)")
             for kind, oks in by_kind.items():
                 note = f"   kept the copy: {wrong[kind]}" if kind in wrong else ""
-                emit(f"{kind:<34} {sum(oks):>6}/{len(oks):<6}{note}")
+                old = legacy[kind]
+                emit(f"{kind:<34} {sum(oks):>7}/{len(oks):<5} {sum(old):>9}/{len(old):<5}{note}")
             pairs = [ok for oks in by_kind.values() for ok in oks]
+            old_pairs = [ok for oks in legacy.values() for ok in oks]
             figures[f"pairs, {timeline}"] = sum(pairs) / len(pairs)
-            emit(f"{'all pairs':<34} {sum(pairs):>6}/{len(pairs):<6} = {sum(pairs) / len(pairs):.3f}")
+            figures[f"previous rules, {timeline}"] = sum(old_pairs) / len(old_pairs)
+            emit(f"{'all pairs':<34} {sum(pairs) / len(pairs):>13.3f} {sum(old_pairs) / len(old_pairs):>15.3f}")
             service = DedupService(catalog=catalog, settings=Settings(), trash=SystemTrash())
             clusters = service.find_clusters(tier="same")
             original_of = {p: g.original for g in groups for p in (g.original, *(c.path for c in g.copies))}

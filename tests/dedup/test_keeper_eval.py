@@ -56,9 +56,12 @@ def test_camera_originals_are_kept(tmp_path: Path) -> None:
         sources.append(path)
     lines: list[str] = []
     figures = run(sources, tmp_path / "work", lines.append)
-    assert figures == {
+    new = {k: v for k, v in figures.items() if not k.startswith("previous")}
+    assert new == {
         "pairs, copies made a day later": 1.0,
         "groups, copies made a day later": 1.0,
         "pairs, copied together (same file time)": 1.0,
         "groups, copied together (same file time)": 1.0,
     }, "\n".join(lines)
+    # The rules they replace kept PNG conversions and brightened, larger edits.
+    assert figures["previous rules, copied together (same file time)"] < 0.9
