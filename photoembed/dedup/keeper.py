@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from photoembed.imaging.formats import format_of, is_raw_format
-from photoembed.imaging.jpegtrace import TRACE_MIN
+from photoembed.imaging.jpegtrace import CLEAN_MAX, TRACE_MIN
 from photoembed.storage.records import Photo
 
 # A sharpness difference under this ratio is noise (re-encodes differ by a few percent).
@@ -170,11 +170,11 @@ def _provenance(p: Photo) -> tuple[float, str]:
         return (4, "camera JPEG") if _from_camera(p) else (2, "JPEG")
     if fmt in ("png", "tiff", "bmp"):
         trace = p.info.jpeg_trace
-        if trace is None:
-            return 2, name  # not measured (indexed before traces were): no claim either way
-        if trace >= TRACE_MIN:
+        if trace is not None and trace >= TRACE_MIN:
             return 1.5, f"{name} of a decoded JPEG"
-        return 3, f"lossless {name}"
+        if trace is not None and trace <= CLEAN_MAX:
+            return 3, f"lossless {name}"
+        return 2, name  # not measured (indexed before traces were), or too faint to tell: no claim
     if fmt in ("webp", "avif"):
         return 1, name
     if fmt == "gif":
