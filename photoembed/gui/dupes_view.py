@@ -613,6 +613,9 @@ class DuplicatesView(QWidget):
             return
         shown = self.members.cluster_shown
         shown_row = self._current_row()
+        wanted = self.current_tier()
+        if wanted is not None:
+            clusters = [c for c in clusters if c.tier == wanted]  # one tier: "Same photo" lists no identical ones
         for cluster in clusters:
             for p in cluster.photos:
                 self._suggested[p.path] = (p.keep, p.reason)

@@ -213,3 +213,10 @@ def test_cluster_photos_model_with_labels_and_folders(qtmodeltester: ModelTester
     qtmodeltester.check(model, force_py=True)
     assert model.index(1).data(LabelRole) == "resized 50%"
     assert model.index(1).data(FolderRole) == ("/a/", "backup")
+
+
+def test_a_tier_button_lists_that_tier_only(qtbot: QtBot, view: DuplicatesView) -> None:
+    same = next(b for b in view.tier_buttons.buttons() if b.property("tier") == "same")
+    same.click()
+    qtbot.waitUntil(lambda: view.clusters.rowCount() == 1, timeout=WAIT_MS)
+    assert [c.tier for c in view.clusters.clusters()] == ["same"]
