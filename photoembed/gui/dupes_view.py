@@ -962,10 +962,12 @@ class DuplicatesView(QWidget):
                 emptied.append(row)
             else:
                 self.clusters.replace_cluster(row, dataclasses.replace(cluster, photos=left))
+        info = self.members.info()
         self._remove_rows(emptied)
         current = self._current_row()
-        if current >= 0:
+        if current >= 0 and not emptied:
             self._show_cluster(self.clusters.cluster(current))
+            self.members.set_info(info)  # the metadata read for these photos still holds
         self._update_totals()
 
     def _remove_rows(self, rows: list[int]) -> None:
