@@ -68,6 +68,8 @@ class KeeperScore:
             f"{name}: {self.accuracy:.3f} ({self.correct}/{self.groups} groups with a known original keep it"
             + (f"; {self.not_clustered} not clustered" if self.not_clustered else "")
             + ")"
+            + (f"; e.g. {self.misses[0][1].name} kept over {self.misses[0][0].name}: {self.misses[0][2]}"
+               if self.misses else "")
         )
 
 

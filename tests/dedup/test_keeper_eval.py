@@ -26,7 +26,10 @@ def test_keeper_accuracy_counts_groups_with_a_known_original() -> None:
     assert (score.groups, score.correct, score.not_clustered) == (2, 1, 1)
     assert score.accuracy == 0.5
     assert score.misses == [(Path("b"), Path("b2"), "because")]
-    assert score.line() == "keeper accuracy: 0.500 (1/2 groups with a known original keep it; 1 not clustered)"
+    assert score.line() == (
+        "keeper accuracy: 0.500 (1/2 groups with a known original keep it; 1 not clustered); "
+        "e.g. b2 kept over b: because"
+    )
 
 
 def test_originals_by_group() -> None:
