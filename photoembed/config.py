@@ -54,15 +54,15 @@ DEFAULT_KEEPER_CRITERIA: tuple[str, ...] = (
     "unedited",
     "resolution",
     "sharpness",
+    "file_size",
     "shorter_path",
 )
-# Keeper rules of settings schema 1, and what each became (None: dropped, a larger file is no sign of the
-# original: edits and lossless re-saves are larger).
+# Keeper rules of settings schema 1, and what each became ("file_size" stays, now only between re-encodes of
+# the same pixels: an edit or a lossless re-save is larger for other reasons).
 _KEEPER_RENAMED_V1: dict[str, str | None] = {
     "has_metadata": "camera_metadata",
     "older": "earliest",
     "original_format": "camera_format",
-    "file_size": None,
 }
 _KEEPER_DEFAULT_V1 = [
     "resolution", "original_format", "file_size", "has_metadata", "sharpness", "older", "shorter_path"

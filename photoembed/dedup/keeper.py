@@ -9,7 +9,8 @@ apart decides. The default order finds the original among its copies:
    PNG/TIFF whose pixels hold JPEG traces is a decoded JPEG, never "more original".
 4. ``unedited``: no editor's mark (EXIF Software of an editing program, or written after its capture).
 5. ``resolution``: more pixels, only among copies equal on all of the above.
-6. ``sharpness`` and ``shorter_path`` break the remaining ties (similar shots: the sharper shot).
+6. ``sharpness``, ``file_size`` (the less compressed of two re-encodes of the same pixels, never a tone edit)
+   and ``shorter_path`` break the remaining ties (similar shots: the sharper shot).
 
 Every phrase states a fact about the two photos compared, as the front ends show them (times to the
 minute), on one line. Photos in protected folders are always kept; when a cluster has any, they are its
@@ -234,6 +235,20 @@ def _sharpness(a: Photo, b: Photo, ctx: Context) -> str | None:
     return None
 
 
+def _file_size(a: Photo, b: Photo, ctx: Context) -> str | None:
+    """Re-encodes of the same pixels: the larger file lost less. Never between a photo and its tone edit, nor
+    across formats or sizes (an edit or a lossless re-save is larger for other reasons)."""
+    if _fmt(a) != _fmt(b) or (a.info.width, a.info.height) != (b.info.width, b.info.height) or _pixels(a) == 0:
+        return None
+    if _same_bytes(a, b) or tone_changed(ctx.thumbs.get(a.id), ctx.thumbs.get(b.id)):
+        return None
+    if ctx.thumbs.get(a.id) is None or ctx.thumbs.get(b.id) is None:
+        return None  # the tone cannot be checked: no claim
+    if a.size > b.size * 1.05:
+        return f"less compressed ({a.size:,} over {b.size:,} bytes, same size and format)"
+    return None
+
+
 def _shorter_path(a: Photo, b: Photo, _ctx: Context) -> str | None:
     if len(str(a.path)) < len(str(b.path)):
         return "shorter path"
@@ -249,6 +264,7 @@ CRITERIA: dict[str, _Criterion] = {
         _Criterion("unedited", _unedited),
         _Criterion("resolution", _resolution),
         _Criterion("sharpness", _sharpness),
+        _Criterion("file_size", _file_size),
         _Criterion("shorter_path", _shorter_path),
     )
 }

@@ -39,6 +39,7 @@ KEEPER_LABELS = {
     "unedited": "Unedited over edited",
     "resolution": "Higher resolution",
     "sharpness": "Sharper",
+    "file_size": "Less compressed (same pixels, larger file)",
     "shorter_path": "Shorter path",
 }
 

@@ -217,7 +217,7 @@ def test_old_settings_keep_the_users_order_under_the_new_names(tmp_path: Path) -
         encoding="utf-8",
     )
     order = load_settings(paths).keeper_criteria
-    assert order[:3] == ["earliest", "resolution", "camera_metadata"]
+    assert order[:4] == ["earliest", "file_size", "resolution", "camera_metadata"]
     assert sorted(order) == sorted(ORDER)
     paths.settings_file.write_text(
         '{"schema_version": 1, "keeper_criteria": ["resolution", "original_format", "file_size", "has_metadata", '
@@ -348,3 +348,20 @@ def test_a_tone_edit_is_not_kept_for_being_sharper() -> None:
     assert decision.reasons[1] == "DSC_0001.jpg is kept: shorter path"
     assert keeper.tone_changed(grey, brighter)
     assert not keeper.tone_changed(grey, grey)
+
+
+def test_of_two_re_encodes_the_less_compressed_is_kept_unless_the_tone_changed() -> None:
+    import numpy as np
+
+    grey = np.random.default_rng(1).integers(40, 200, (32, 32)).astype(np.uint8)
+    q95 = photo("a.jpg", size=900_000)
+    q60 = photo("b.jpg", size=300_000, pid=2)
+    context = keeper.Context(thumbs={1: grey, 2: grey})
+    decision = keeper.choose([q60, q95], [False, False], ORDER, context)
+    assert decision.keeper == 1
+    assert decision.reasons[0] == "a.jpg is kept: less compressed (900,000 over 300,000 bytes, same size and format)"
+    brighter = np.clip(grey.astype(np.float32) * 1.2, 0, 255).astype(np.uint8)
+    edit = photo("a-edit.jpg", size=2_000_000, pid=2)
+    tone = keeper.Context(thumbs={1: grey, 2: brighter})
+    assert "less compressed" not in keeper.compare(edit, q95, ORDER, tone)[1]
+    assert keeper.choose([edit, q95], [False, False], ORDER, tone).keeper == 1
