@@ -46,15 +46,27 @@ DEFAULT_EXCLUDED_PATTERNS: tuple[str, ...] = (
     "lost+found",
 )
 
+#: Keeper rules, in the order that finds the original among its copies (photoembed.dedup.keeper).
 DEFAULT_KEEPER_CRITERIA: tuple[str, ...] = (
+    "camera_metadata",
+    "earliest",
+    "camera_format",
+    "unedited",
     "resolution",
-    "original_format",
-    "file_size",
-    "has_metadata",
     "sharpness",
-    "older",
+    "file_size",
     "shorter_path",
 )
+# Keeper rules of settings schema 1, and what each became ("file_size" stays, now only between re-encodes of
+# the same pixels: an edit or a lossless re-save is larger for other reasons).
+_KEEPER_RENAMED_V1: dict[str, str | None] = {
+    "has_metadata": "camera_metadata",
+    "older": "earliest",
+    "original_format": "camera_format",
+}
+_KEEPER_DEFAULT_V1 = [
+    "resolution", "original_format", "file_size", "has_metadata", "sharpness", "older", "shorter_path"
+]
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,7 @@ class Paths:
             raise KnownError(f"Cannot create photoembed's folders under {self.data.parent}: {exc}") from exc
 
 
-SETTINGS_SCHEMA_VERSION = 1
+SETTINGS_SCHEMA_VERSION = 2
 
 
 @dataclass
@@ -171,7 +183,23 @@ class Settings:
 
 # Each step upgrades the raw dict from version N to N+1. Steps are applied in order on a copy, so a
 # failing step leaves the stored file untouched.
-_SETTINGS_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+def _keeper_rules_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """Schema 1 -> 2: the keeper rules that find the original. The old default order becomes the new one; a
+    user's own order keeps its renamed rules in place, then gains the new ones in their default order."""
+    old = raw.get("keeper_criteria")
+    if not isinstance(old, list) or old == _KEEPER_DEFAULT_V1:
+        raw.pop("keeper_criteria", None)
+        return raw
+    order: list[str] = []
+    for name in old:
+        new = _KEEPER_RENAMED_V1.get(name, name) if isinstance(name, str) else None
+        if new is not None and new not in order:
+            order.append(new)
+    raw["keeper_criteria"] = order + [k for k in DEFAULT_KEEPER_CRITERIA if k not in order]
+    return raw
+
+
+_SETTINGS_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _keeper_rules_v2}
 
 
 def load_settings(paths: Paths) -> Settings:

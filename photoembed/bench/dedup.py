@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageEnhance
 
+from photoembed.bench.keeper_eval import keeper_accuracy, originals_by_group
 from photoembed.config import Settings
 from photoembed.core.hashing import content_hash
 from photoembed.dedup.engine import DuplicateEngine, EngineOptions, FingerprintTable
@@ -445,6 +446,8 @@ def cmd_bench_dedup_eval(args: argparse.Namespace, library_factory: Callable[[],
                 took = time.perf_counter() - t0
                 predicted = _pairs_of([[p.path for p in c.photos] for c in clusters])
                 _table(f"photoembed up to '{tier}' ({took:.1f}s)", decoded_items, predicted, kinds, print)
+                if tier == "same":
+                    print(keeper_accuracy(clusters, originals_by_group(decoded_items)).line())
             for label, threshold in (("phash ≤4 (strict)", 4), ("phash ≤12 (loose)", 12)):
                 baseline = _pairs_of(_baseline_clusters(images, threshold))
                 _table(f"baseline {label}", decoded_items, baseline, kinds, print)

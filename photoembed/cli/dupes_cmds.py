@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,18 +20,23 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
         "dupes",
         help="list duplicate photos (identical files, same photo in other files, similar shots)",
         description="Lists duplicate clusters with the photo to keep and why. Nothing is removed unless "
-        "--trash-suggested --yes is given, and then only to the OS trash (photoembed undo restores).",
+        "--trash-suggested --yes is given, and then only identical files and copies of one photo, to the OS "
+        "trash (photoembed undo restores). Similar shots are different photos: review them one cluster at a "
+        "time in the app.",
     )
     dupes.add_argument(
         "--tier",
         choices=TIERS,
-        help="loosest tier to look for (default: similar when CLIP vectors exist, else same)",
+        help="list only clusters of this tier (default: every tier; similar shots need CLIP vectors)",
     )
     dupes.add_argument("--threshold", type=float, help="CLIP similarity for similar shots (default from settings)")
     dupes.add_argument("--window", type=float, metavar="SECONDS", help="similar shots only within this time span")
     action = dupes.add_mutually_exclusive_group()
     action.add_argument(
-        "--trash-suggested", action="store_true", help="move every photo not suggested to keep to the trash"
+        "--trash-suggested",
+        action="store_true",
+        help="show what would move to the trash: every photo not suggested to keep, in identical and "
+        "same-photo clusters (a dry run; add --yes to move them)",
     )
     action.add_argument(
         "--not-duplicates", nargs="+", type=Path, metavar="PATH", help="remember that these photos are not duplicates"
@@ -52,8 +56,10 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     unprotect.set_defaults(handler=cmd_unprotect)
 
     from photoembed.bench.dedup import register_bench
+    from photoembed.bench.keeper_eval import register_bench as register_keeper_bench
 
     register_bench(bench_subparsers)
+    register_keeper_bench(bench_subparsers)
 
 
 def service_for(library: Any, *, with_indexer: bool = False) -> DedupService:
@@ -75,6 +81,8 @@ def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
             print(f"Remembered: {len(args.not_duplicates)} photos are not duplicates of each other.")
         return 0
     clusters = service.find_clusters(tier=args.tier, threshold=args.threshold, time_window=args.window)
+    if args.tier is not None:
+        clusters = [c for c in clusters if c.tier == args.tier]  # one tier: no identical clusters under "same"
     if args.trash_suggested:
         return _trash(args, service, clusters)
     if args.json:
@@ -85,30 +93,28 @@ def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
         return 0
     for cluster in clusters:
         _print_cluster(cluster)
-    plan = service.plan_trash(clusters)
+    plan, left = service.plan_bulk_trash(clusters)
     print(
         f"{len(clusters)} clusters; {plan.files} photos suggested for removal ({human_bytes(plan.bytes)}). "
-        "Run `photoembed dupes --trash-suggested` to review the move to the trash."
+        "Run `photoembed dupes --trash-suggested` to see what would move to the trash."
     )
+    if left:
+        print(_left_note(left))
     return 0
 
 
 def _trash(args: argparse.Namespace, service: DedupService, clusters: list[Cluster]) -> int:
-    plan = service.plan_trash(clusters)
-    dry_run = not args.yes
-    if dry_run and not args.json and sys.stdin.isatty() and plan.files:
-        _print_plan(plan, header="Would move to the trash:")
-        answer = input(f"Move these {plan.files} files ({human_bytes(plan.bytes)}) to the trash? [y/N] ")
-        dry_run = answer.strip().lower() not in ("y", "yes")
-    if dry_run or not plan.files:
+    """A dry run wherever it runs (no question asked): only ``--yes`` moves files."""
+    plan, left = service.plan_bulk_trash(clusters)
+    if not args.yes or not plan.files:
         if args.json:
-            emit_json(_plan_json(plan, batch=None))
+            emit_json(_plan_json(plan, batch=None, left=left))
         elif not plan.files:
             print("Nothing to move to the trash.")
-        elif not sys.stdin.isatty():
-            _print_plan(plan, header="Dry run (no terminal to ask, and no --yes); would move to the trash:")
+            if left:
+                print(_left_note(left))
         else:
-            print("Nothing was moved.")
+            _print_plan(plan, clusters, left)
         return 0
     batch = service.execute(plan)
     report = service.batch_report(batch)  # groups that changed since listing are skipped, with the reason
@@ -117,7 +123,7 @@ def _trash(args: argparse.Namespace, service: DedupService, clusters: list[Clust
     if args.json:
         emit_json(
             {
-                **_plan_json(plan, batch=batch),
+                **_plan_json(plan, batch=batch, left=left),
                 "files": [str(e.path) for e in moved],
                 "count": len(moved),
                 "bytes": sum(e.size for e in moved),
@@ -173,6 +179,7 @@ def _cluster_json(cluster: Cluster) -> dict[str, Any]:
                 "reason": p.reason,
                 "score": p.score,
                 "match": p.match,
+                "label": p.label,
                 "size": p.size,
                 "protected": p.protected,
             }
@@ -181,27 +188,44 @@ def _cluster_json(cluster: Cluster) -> dict[str, Any]:
     }
 
 
-def _plan_json(plan: TrashPlan, *, batch: int | None) -> dict[str, Any]:
+def _plan_json(plan: TrashPlan, *, batch: int | None, left: list[Cluster]) -> dict[str, Any]:
     return {
         "dry_run": batch is None,
         "batch": batch,
         "files": [str(i.path) for i in plan.items],
         "count": plan.files,
         "bytes": plan.bytes,
+        "left_for_review": len(left),
     }
 
 
 def _print_cluster(cluster: Cluster) -> None:
-    print(f"{TIER_TITLES[cluster.tier]}:")
+    """The keeper, then each removal with what it is and, once, why it goes. Full paths: folders show."""
+    frees = human_bytes(sum(p.size for p in cluster.removable))
+    print(f"{TIER_TITLES[cluster.tier]} ({len(cluster.photos)} photos, frees {frees}):")
     for p in cluster.photos:
-        mark = "keep  " if p.keep else "remove"
-        score = "" if p.match == "keeper" else f" [{p.match} {p.score:.3f}]"
-        print(f"  {mark} {p.path}{score}\n         {p.reason}")
+        if p.keep:
+            note = " (protected folder)" if p.protected else ""
+            print(f"  keep    {p.path}{note}")
+        else:
+            print(f"  remove  {p.path}" + (f"  [{p.label}]" if p.label else ""))
+            print(f"          {p.reason}")
     print()
 
 
-def _print_plan(plan: TrashPlan, *, header: str) -> None:
-    print(header)
+def _print_plan(plan: TrashPlan, clusters: list[Cluster], left: list[Cluster]) -> None:
+    reasons = {p.path: p.reason for c in clusters for p in c.photos}
+    print("Dry run: nothing was moved. Would move to the trash:")
     for item in plan.items:
-        print(f"  {item.path} ({human_bytes(item.size)})")
+        print(f"  {item.path} ({human_bytes(item.size)}): {reasons.get(item.path, '')}")
     print(f"{plan.files} files, {human_bytes(plan.bytes)}. Add --yes to move them to the trash.")
+    if left:
+        print(_left_note(left))
+
+
+def _left_note(left: list[Cluster]) -> str:
+    n = len(left)
+    return (
+        f"{n} cluster{'s' if n != 1 else ''} of similar shots (different photos) {'are' if n != 1 else 'is'} never "
+        "moved in bulk: review them one at a time in the app (photoembed-gui)."
+    )

@@ -8,6 +8,10 @@ from pathlib import Path
 #: Tiers from tightest to loosest.
 TIERS: tuple[str, ...] = ("identical", "same", "similar")
 
+#: The tiers whose suggestions may be moved to the trash in bulk ("Move all suggested", ``--trash-suggested``):
+#: copies of one photo. Similar shots are different photos: they are reviewed one cluster at a time.
+BULK_TIERS: tuple[str, ...] = ("identical", "same")
+
 TIER_TITLES = {
     "identical": "Identical files",
     "same": "Same photo, other file",
@@ -34,6 +38,9 @@ class ClusterPhoto:
         match: how it relates to the keeper: "keeper", "identical", "same" or "similar".
         score: the strength of that relation (1.0 for identical copies and the keeper).
         protected: lies in a protected folder (never proposed for removal).
+        label: what this file is, relative to the keeper, in a few words: "exact copy", "resized 50%",
+            "re-encoded", "cropped", "edited", "similar 0.95" ("" for the keeper). The service fills it
+            (photoembed.dedup.labels); a matcher that measured more may give a more precise one.
     """
 
     photo_id: int
@@ -46,6 +53,7 @@ class ClusterPhoto:
     match: str
     score: float
     protected: bool
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -58,6 +66,11 @@ class Cluster:
     @property
     def removable(self) -> tuple[ClusterPhoto, ...]:
         return tuple(p for p in self.photos if not p.keep)
+
+    @property
+    def bulk(self) -> bool:
+        """Whether "move all suggested to the trash" may take this cluster's suggestions (see BULK_TIERS)."""
+        return self.tier in BULK_TIERS
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,17 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 import numpy as np
 
 from photoembed.config import Settings
-from photoembed.dedup import keeper
+from photoembed.dedup import keeper, labels
 from photoembed.dedup.engine import DuplicateEngine, EngineOptions, FingerprintTable, RawCluster
-from photoembed.dedup.records import TIERS, Cluster, ClusterPhoto, DedupProgress, TrashItem, TrashPlan
+from photoembed.dedup.records import (
+    BULK_TIERS,
+    TIERS,
+    Cluster,
+    ClusterPhoto,
+    DedupProgress,
+    TrashItem,
+    TrashPlan,
+)
 from photoembed.dedup.store import DedupStore, JournalEntry
 from photoembed.dedup.trash import (
     ContentMismatchError,
@@ -176,8 +184,10 @@ class DedupService:
                 continue
             photos = [p for _, p in pairs]
             flags = [protected(p) or p.id in alias_protected for p in photos]
-            decision = keeper.choose(photos, flags, order)
+            thumbs = self.store.thumbnails([p.id for p in photos])
+            decision = keeper.choose(photos, flags, order, keeper.Context(thumbs=thumbs))
             keeper_row = pairs[decision.keeper][0]
+            keeper_photo = photos[decision.keeper]
             entries: list[ClusterPhoto] = []
             for k, (row, photo) in enumerate(pairs):
                 if k == decision.keeper:
@@ -185,6 +195,14 @@ class DedupService:
                 else:
                     found = engine.pair_tier(keeper_row, row)
                     relation, score = found if found is not None else (item.tier, 0.0)
+                label = labels.relation_label(
+                    keeper_photo,
+                    photo,
+                    match=relation,
+                    score=float(score),
+                    members=photos,
+                    thumbs=(thumbs.get(keeper_photo.id), thumbs.get(photo.id)),
+                )
                 entries.append(
                     ClusterPhoto(
                         photo_id=photo.id,
@@ -197,6 +215,7 @@ class DedupService:
                         match=relation,
                         score=round(float(score), 4),
                         protected=flags[k],
+                        label=label,
                     )
                 )
             entries.sort(key=lambda e: (e.match != "keeper", not e.keep, -e.score, str(e.path)))
@@ -220,6 +239,27 @@ class DedupService:
 
     def mark_cluster_not_duplicates(self, cluster: Cluster) -> int:
         return self.mark_not_duplicates([p.path for p in cluster.photos])
+
+    def add_not_duplicate_marks(self, paths: Sequence[Path | str]) -> list[tuple[str, str]]:
+        """As :meth:`mark_not_duplicates`; returns the marks that are new, which is what an undo takes back."""
+        photos = [self._photo(Path(p)) for p in paths]
+        if len(photos) < 2:
+            raise KnownError("Mark at least two photos as not duplicates of each other")
+        hashes = sorted({p.content_hash for p in photos if p.content_hash})
+        existing = self.store.marks()
+        # (a, a): identical copies of one file, as mark_not_duplicates stores them.
+        pairs = [
+            (a, b)
+            for k, a in enumerate(hashes)
+            for b in hashes[k:]
+            if (a != b or _copies(photos, a) > 1) and (a, b) not in existing
+        ]
+        self.store.add_marks(pairs)
+        return pairs
+
+    def remove_not_duplicate_marks(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Undo :meth:`add_not_duplicate_marks`: those photos may be proposed as duplicates again."""
+        return self.store.remove_marks(pairs)
 
     def protect(self, folder: Path) -> None:
         """Never propose photos under ``folder`` for removal."""
@@ -270,6 +310,16 @@ class DedupService:
                     )
                 )
         return TrashPlan(tuple(items))
+
+    def plan_bulk_trash(self, clusters: Iterable[Cluster]) -> tuple[TrashPlan, list[Cluster]]:
+        """As :meth:`plan_trash` over the clusters that may go in bulk (identical files, same photo).
+
+        Returns the plan and the clusters left out (similar shots: different photos, reviewed one cluster
+        at a time).
+        """
+        clusters = list(clusters)
+        taken = [c for c in clusters if c.tier in BULK_TIERS]
+        return self.plan_trash(taken), [c for c in clusters if c.tier not in BULK_TIERS]
 
     def execute(self, plan: TrashPlan) -> int:
         """Move the plan's files to the trash. Returns the batch id (for undo)."""
@@ -827,6 +877,10 @@ class _Protection:
         if self._in_folder(path):
             return True
         return any(r.protected and (r.path == path or r.path in path.parents) for r in catalog.roots())
+
+
+def _copies(photos: Sequence[Photo], digest: str) -> int:
+    return sum(1 for p in photos if p.content_hash == digest)
 
 
 def _normal(folder: Path) -> Path:

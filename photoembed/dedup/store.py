@@ -86,6 +86,14 @@ class DedupStore:
             )
         return len(rows)
 
+    def remove_marks(self, pairs: Iterable[tuple[str, str]]) -> int:
+        """Forget some "not duplicates" marks (the undo of :meth:`add_marks`). Returns how many were stored."""
+        rows = sorted({(min(a, b), max(a, b)) for a, b in pairs})
+        with self.catalog.transaction() as db:
+            before = db.total_changes
+            db.executemany("DELETE FROM dedup_not_duplicates WHERE hash_a = ? AND hash_b = ?", rows)
+            return db.total_changes - before
+
     def marks(self) -> set[tuple[str, str]]:
         return {(a, b) for a, b in self.catalog.db.execute("SELECT hash_a, hash_b FROM dedup_not_duplicates")}
 

@@ -601,12 +601,24 @@ class LibraryController(QObject):
 
         self.submit_task("undo", task, on_result=done, on_failed=on_error)
 
-    def mark_not_duplicates(self, cluster: Cluster, on_result: Callable[[int], None]) -> None:
-        """Remember that the cluster's photos are not duplicates (respected by later runs)."""
+    def mark_not_duplicates(self, cluster: Cluster, on_result: Callable[[list[tuple[str, str]]], None]) -> None:
+        """Remember that the cluster's photos are not duplicates (respected by later runs); ``on_result`` gets
+        the new marks, which :meth:`unmark_not_duplicates` takes back."""
         library = self.require()
+        paths = [p.path for p in cluster.photos]
         self.submit_task(
             "not-duplicates",
-            lambda _ctx: self._dedup_service(library).mark_cluster_not_duplicates(cluster),
+            lambda _ctx: self._dedup_service(library).add_not_duplicate_marks(paths),
+            on_result=on_result,
+        )
+
+    def unmark_not_duplicates(self, marks: Sequence[tuple[str, str]], on_result: Callable[[int], None]) -> None:
+        """Undo :meth:`mark_not_duplicates`: the photos may be proposed as duplicates again."""
+        library = self.require()
+        chosen = list(marks)
+        self.submit_task(
+            "not-duplicates-undo",
+            lambda _ctx: self._dedup_service(library).remove_not_duplicate_marks(chosen),
             on_result=on_result,
         )
 

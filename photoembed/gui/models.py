@@ -9,6 +9,7 @@ signals when a decode lands; the model then emits ``dataChanged`` for that one r
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ MemberRole = Qt.ItemDataRole.UserRole + 23
 KeeperRole = Qt.ItemDataRole.UserRole + 24
 ReasonRole = Qt.ItemDataRole.UserRole + 25
 InfoRole = Qt.ItemDataRole.UserRole + 26
+LabelRole = Qt.ItemDataRole.UserRole + 27  # what the photo is next to the keeper ("exact copy", "resized 50%")
+FolderRole = Qt.ItemDataRole.UserRole + 28  # (shared, differing): its folder, split where it leaves the keeper's
 
 
 # -- library folders -----------------------------------------------------------------------------------
@@ -275,6 +278,22 @@ def cluster_savings(cluster: Cluster) -> int:
     return sum(p.size for p in cluster.photos if not p.keep)
 
 
+def folder_difference(reference: Path, path: Path) -> tuple[str, str]:
+    """The folder of ``path`` as (the part shared with ``reference``'s folder, the part that differs).
+
+    The differing part is "" when both photos lie in the same folder.
+    """
+    ref, own = reference.parent.parts, path.parent.parts
+    k = 0
+    while k < min(len(ref), len(own)) and ref[k] == own[k]:
+        k += 1
+    shared = str(Path(*own[:k])) if k else ""
+    differing = str(Path(*own[k:])) if k < len(own) else ""
+    if shared and differing:
+        shared = os.path.join(shared, "")  # ends with the separator the differing part follows
+    return shared, differing
+
+
 def with_keeper(cluster: Cluster, photo_id: int) -> Cluster:
     """The cluster with ``photo_id`` as the photo to keep (the user's choice); protected photos stay kept.
 
@@ -407,6 +426,11 @@ class ClusterPhotosModel(QAbstractListModel):
             return photo.keep
         if role == ReasonRole:
             return photo.reason
+        if role == LabelRole:
+            return photo.label
+        if role == FolderRole:
+            reference = next((p for p in self._cluster.photos if p.keep), self._cluster.photos[0])
+            return folder_difference(reference.path, photo.path)
         if role == ScoreRole:
             return photo.score
         if role == ProtectedRole:

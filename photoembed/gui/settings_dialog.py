@@ -33,12 +33,13 @@ from photoembed.gui import theme
 from photoembed.gui.controller import LibraryController
 
 KEEPER_LABELS = {
+    "camera_metadata": "Camera data (make/model, EXIF date, GPS)",
+    "earliest": "Earliest capture, then the older file",
+    "camera_format": "Straight from the camera (RAW/HEIC/JPEG over a re-save)",
+    "unedited": "Unedited over edited",
     "resolution": "Higher resolution",
-    "original_format": "Original format (RAW/HEIC over a re-encoded JPEG)",
-    "file_size": "Larger file within a format",
-    "has_metadata": "Has EXIF date / GPS",
     "sharpness": "Sharper",
-    "older": "Older",
+    "file_size": "Less compressed (same pixels, larger file)",
     "shorter_path": "Shorter path",
 }
 

@@ -35,6 +35,7 @@ from PIL import Image, ImageFile
 
 from photoembed.errors import KnownError
 from photoembed.imaging.formats import format_of, is_raw_format, register_heif
+from photoembed.imaging.jpegtrace import jpeg_trace
 from photoembed.imaging.metadata import (
     NO_EXIF,
     ExifSummary,
@@ -58,6 +59,8 @@ _ORIENTATION_TAG = 0x0112
 # the generic "mif1" brand and only the HEIF opener tells HEVC from AV1 content cleanly. Formats outside this
 # list are refused on purpose: a file named .jpg is never handed to, say, the EPS plugin and Ghostscript.
 _PIL_FORMATS = ("JPEG", "PNG", "WEBP", "HEIF", "AVIF", "TIFF", "BMP", "GIF")
+# Lossless formats whose pixels may be a decoded JPEG (keeper rules ask; see photoembed.imaging.jpegtrace).
+_LOSSLESS_PIL_FORMATS = frozenset({"PNG", "TIFF", "BMP"})
 _SHORT_FORMAT = {
     "JPEG": "jpeg",
     "PNG": "png",
@@ -117,6 +120,7 @@ class _Decoded(NamedTuple):
     width: int
     height: int
     exif: ExifSummary
+    jpeg_trace: float | None = None  # measured on lossless formats only (see photoembed.imaging.jpegtrace)
 
 
 def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> DecodedPhoto:
@@ -139,7 +143,7 @@ def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> Deco
     """
     if min_side < 0:
         raise ValueError(f"min_side must be >= 0, not {min_side}")
-    decoded = _decode(data, name=name, min_side=min_side)
+    decoded = _decode(data, name=name, min_side=min_side, trace=True)
     exif = decoded.exif
     info = PhotoInfo(
         format=decoded.format,
@@ -148,6 +152,10 @@ def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> Deco
         taken=exif.taken if exif.taken is not None else mtime,
         taken_from_exif=exif.taken is not None,
         has_gps=exif.has_gps,
+        camera=exif.camera,
+        software=exif.software,
+        modified=exif.modified,
+        jpeg_trace=decoded.jpeg_trace,
     )
     return DecodedPhoto(image=decoded.image, info=info)
 
@@ -176,13 +184,13 @@ def load_thumbnail(path: Path, *, size: int) -> Image.Image:
     return image
 
 
-def _decode(data: bytes, *, name: str, min_side: int) -> _Decoded:
+def _decode(data: bytes, *, name: str, min_side: int, trace: bool = False) -> _Decoded:
     if not data:
         raise DecodeError("file is empty")
     declared = format_of(name)
     if is_raw_format(declared):
         return _decode_raw(data, fmt=declared, min_side=min_side)
-    return _decode_pillow(data, declared=declared, min_side=min_side, name=name)
+    return _decode_pillow(data, declared=declared, min_side=min_side, name=name, trace=trace)
 
 
 # --------------------------------------------------------------------------------------------- Pillow
@@ -287,7 +295,9 @@ def _check_pixels(width: int, height: int) -> None:
         raise DecodeError(f"image too large: {width}x{height} px (limit {MAX_PIXELS // 1_000_000} MP)")
 
 
-def _decode_pillow(data: bytes, *, declared: str, min_side: int, name: str, orient: bool = True) -> _Decoded:
+def _decode_pillow(
+    data: bytes, *, declared: str, min_side: int, name: str, orient: bool = True, trace: bool = False
+) -> _Decoded:
     image = _identify(io.BytesIO(data), name)
     label = _label(image.format)
     try:
@@ -314,7 +324,9 @@ def _decode_pillow(data: bytes, *, declared: str, min_side: int, name: str, orie
         orientation = exif.orientation if orient else 1
         if _pillow_oriented(image):
             orientation = 1  # already upright, and the header size was already the upright size
-        rgb = _shrink(_to_rgb(image), min_side)
+        full = _to_rgb(image)
+        traces = jpeg_trace(full) if trace and image.format in _LOSSLESS_PIL_FORMATS else None
+        rgb = _shrink(full, min_side)
         if rgb is image:  # keep no reference to the file object or to the plugin's state
             rgb = image.copy()
     finally:
@@ -326,6 +338,7 @@ def _decode_pillow(data: bytes, *, declared: str, min_side: int, name: str, orie
         width=width,
         height=height,
         exif=exif,
+        jpeg_trace=traces,
     )
 
 
@@ -525,4 +538,7 @@ def _raw_fallback_metadata(raw: Any, exif: ExifSummary, preview_exif: ExifSummar
         taken=taken,
         taken_tag=tag,
         has_gps=exif.has_gps or preview_exif.has_gps,
+        camera=exif.camera or preview_exif.camera,
+        software=exif.software or preview_exif.software,
+        modified=exif.modified or preview_exif.modified,
     )

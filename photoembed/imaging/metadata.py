@@ -1,4 +1,4 @@
-"""The few EXIF facts photoembed needs: orientation, capture time, whether a GPS position is recorded.
+"""The few EXIF facts photoembed needs: orientation, capture time, GPS presence, camera, editing software.
 
 This is a small, bounds-checked reader of TIFF/EXIF directories rather than Pillow's ``getexif()``: Pillow
 warns (``UserWarning: Corrupt EXIF data``) on the damaged EXIF that real photo libraries are full of, and
@@ -17,6 +17,9 @@ from datetime import datetime, timedelta, timezone
 from PIL import Image
 
 # Tags (EXIF 2.32 / TIFF 6.0).
+_TAG_MAKE = 0x010F
+_TAG_MODEL = 0x0110
+_TAG_SOFTWARE = 0x0131
 _TAG_ORIENTATION = 0x0112
 _TAG_DATETIME = 0x0132
 _TAG_EXIF_IFD = 0x8769
@@ -78,12 +81,18 @@ class ExifSummary:
         taken_tag: Which tag ``taken`` came from: ``'DateTimeOriginal'``, ``'DateTimeDigitized'``,
             ``'DateTime'``, or None.
         has_gps: Whether a GPS latitude and longitude are recorded.
+        camera: The camera's make and model ("Canon Canon EOS 5D" reads "Canon EOS 5D"), or None.
+        software: The Software tag (camera firmware, or the program that last saved the photo), or None.
+        modified: The IFD0 DateTime (when the file was last written by a camera or program), or None.
     """
 
     orientation: int = 1
     taken: float | None = None
     taken_tag: str | None = None
     has_gps: bool = False
+    camera: str | None = None
+    software: str | None = None
+    modified: float | None = None
 
 
 NO_EXIF = ExifSummary()
@@ -280,7 +289,32 @@ def read_exif(data: bytes | None) -> ExifSummary:
             and longitude is not None
             and (reader.any_nonzero_rational(latitude) or reader.any_nonzero_rational(longitude))
         )
-    return ExifSummary(orientation=orientation, taken=taken, taken_tag=taken_tag, has_gps=has_gps)
+    return ExifSummary(
+        orientation=orientation,
+        taken=taken,
+        taken_tag=taken_tag,
+        has_gps=has_gps,
+        camera=camera_name(_clean(reader.text(ifd0.get(_TAG_MAKE))), _clean(reader.text(ifd0.get(_TAG_MODEL)))),
+        software=_clean(reader.text(ifd0.get(_TAG_SOFTWARE))),
+        modified=parse_exif_datetime(reader.text(ifd0.get(_TAG_DATETIME))),
+    )
+
+
+def _clean(text: str | None) -> str | None:
+    """A printable, trimmed tag value, or None when blank."""
+    if text is None:
+        return None
+    cleaned = "".join(ch for ch in text if ch.isprintable()).strip()
+    return cleaned or None
+
+
+def camera_name(make: str | None, model: str | None) -> str | None:
+    """One name for a camera: the model, prefixed by the make unless the model already starts with it."""
+    if not model:
+        return make
+    if not make or model.lower().startswith(make.split()[0].lower()):
+        return model
+    return f"{make} {model}"
 
 
 def oriented_size(width: int, height: int, orientation: int) -> tuple[int, int]:

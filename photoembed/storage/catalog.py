@@ -218,21 +218,24 @@ class Catalog:
         row = self.db.execute(
             """
             INSERT INTO photos(root_id, path, size, mtime_ns, content_hash, state, error, format, width,
-                               height, taken, taken_from_exif, has_gps, phash, sharpness, indexed_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               height, taken, taken_from_exif, has_gps, phash, sharpness, indexed_at,
+                               camera, software, modified, jpeg_trace)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET
                 root_id = excluded.root_id, size = excluded.size, mtime_ns = excluded.mtime_ns,
                 content_hash = excluded.content_hash, state = excluded.state, error = excluded.error,
                 format = excluded.format, width = excluded.width, height = excluded.height,
                 taken = excluded.taken, taken_from_exif = excluded.taken_from_exif,
                 has_gps = excluded.has_gps, phash = excluded.phash, sharpness = excluded.sharpness,
-                indexed_at = excluded.indexed_at
+                indexed_at = excluded.indexed_at, camera = excluded.camera, software = excluded.software,
+                modified = excluded.modified, jpeg_trace = excluded.jpeg_trace
             RETURNING id
             """,
             (
                 root_id, path, size, mtime_ns, content_hash, "error" if error else "ok", error,
                 info.format, info.width, info.height, info.taken, int(info.taken_from_exif),
                 int(info.has_gps), info.phash, info.sharpness, time.time(),
+                info.camera, info.software, info.modified, info.jpeg_trace,
             ),
         ).fetchone()
         return int(row[0])
@@ -390,7 +393,7 @@ class Catalog:
 
 _PHOTO_COLUMNS = (
     "id, root_id, path, size, mtime_ns, content_hash, state, error, format, width, height, taken, "
-    "taken_from_exif, has_gps, phash, sharpness"
+    "taken_from_exif, has_gps, phash, sharpness, camera, software, modified, jpeg_trace"
 )
 
 
@@ -413,6 +416,10 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
             has_gps=bool(row["has_gps"]),
             phash=row["phash"],
             sharpness=row["sharpness"],
+            camera=row["camera"],
+            software=row["software"],
+            modified=row["modified"],
+            jpeg_trace=row["jpeg_trace"],
         ),
     )
 

@@ -39,6 +39,10 @@ class PhotoInfo:
     has_gps: bool = False
     phash: bytes | None = None
     sharpness: float | None = None
+    camera: str | None = None  # EXIF make and model
+    software: str | None = None  # EXIF Software: camera firmware or the program that last saved it
+    modified: float | None = None  # EXIF DateTime: when a camera or program last wrote the file
+    jpeg_trace: float | None = None  # lossless formats: JPEG traces in the pixels (imaging.jpegtrace)
 
 
 @dataclass(frozen=True)

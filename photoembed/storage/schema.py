@@ -97,6 +97,15 @@ MIGRATIONS: list[str] = [
     UPDATE dedup_trash_journal SET state = 'restored' WHERE restored_at IS NOT NULL;
     CREATE INDEX dedup_trash_by_state ON dedup_trash_journal(state);
     """,
+    # 4 (keeper): what tells an original from its copies: the camera (EXIF make and model), the program that
+    # last saved it and when (EXIF Software, DateTime), and JPEG traces in a lossless file's pixels. Photos
+    # indexed before read NULL (unknown) until they are indexed again.
+    """
+    ALTER TABLE photos ADD COLUMN camera TEXT;
+    ALTER TABLE photos ADD COLUMN software TEXT;
+    ALTER TABLE photos ADD COLUMN modified REAL;
+    ALTER TABLE photos ADD COLUMN jpeg_trace REAL;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

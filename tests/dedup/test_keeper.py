@@ -23,19 +23,19 @@ def _photo(
     sharp: float = 10.0,
     exif: bool = False,
     gps: bool = False,
+    digest: str = "h",
 ) -> Photo:
     info = PhotoInfo(width=w, height=h, sharpness=sharp, taken_from_exif=exif, has_gps=gps)
-    return Photo(1, 1, Path("/p") / name, size, mtime, "h", "ok", None, info)
+    return Photo(1, 1, Path("/p") / name, size, mtime, digest, "ok", None, info)
 
 
 def test_each_criterion_decides_with_a_reason() -> None:
     cases = [
         ("resolution", _photo("a.jpg", w=200), _photo("b.jpg"), "higher resolution"),
-        ("original_format", _photo("a.heic"), _photo("b.jpg"), "more original format"),
-        ("file_size", _photo("a.jpg", size=2000), _photo("b.jpg"), "larger file"),
-        ("has_metadata", _photo("a.jpg", exif=True, gps=True), _photo("b.jpg"), "EXIF date and GPS"),
+        ("camera_format", _photo("a.heic"), _photo("b.jpg"), "HEIC over JPEG"),
+        ("camera_metadata", _photo("a.jpg", exif=True, gps=True), _photo("b.jpg"), "camera data (EXIF date, GPS)"),
         ("sharpness", _photo("a.jpg", sharp=40.0), _photo("b.jpg"), "sharper"),
-        ("older", _photo("a.jpg", mtime=0), _photo("b.jpg", mtime=5), "older"),
+        ("earliest", _photo("a.jpg", mtime=0), _photo("b.jpg", mtime=120 * 10**9, digest="g"), "older file"),
         ("shorter_path", _photo("a.jpg"), _photo("longer-name.jpg"), "shorter path"),
     ]
     for criterion, better, worse, phrase in cases:
@@ -47,11 +47,11 @@ def test_each_criterion_decides_with_a_reason() -> None:
 def test_order_of_criteria_is_the_users() -> None:
     big_jpeg = _photo("a.jpg", w=400, h=300)
     small_raw = _photo("b.dng", w=200, h=150)
-    assert keeper.choose([big_jpeg, small_raw], [False, False], ORDER).keeper == 0
-    reordered = ["original_format", "resolution"]
-    decision = keeper.choose([big_jpeg, small_raw], [False, False], reordered)
+    decision = keeper.choose([big_jpeg, small_raw], [False, False], ORDER)
     assert decision.keeper == 1
-    assert "more original format (RAW-DNG over JPEG)" in decision.reasons[0] or "original format" in decision.reasons[0]
+    assert decision.reasons[0] == "b.dng is kept: RAW (DNG) over JPEG"
+    reordered = ["resolution", "camera_format"]
+    assert keeper.choose([big_jpeg, small_raw], [False, False], reordered).keeper == 0
 
 
 def test_protected_photos_are_always_kept() -> None:

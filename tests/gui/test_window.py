@@ -89,12 +89,13 @@ def test_duplicates_trash_and_undo(
     window.dupes.cluster_list.setCurrentIndex(window.dupes.clusters.index(row))
     assert window.dupes.members.rowCount() == 2
 
-    # Click the suggested-for-removal photo: it becomes the one kept.
+    # Keep the photo suggested for removal instead: it becomes the one kept; the cards stay in place.
     removed_first = identical.removable[0]
     window.dupes._set_keeper(row, removed_first.photo_id)
     chosen = window.dupes.members.cluster_shown
     assert chosen is not None
-    assert chosen.photos[0].photo_id == removed_first.photo_id
+    assert [p.photo_id for p in chosen.photos if p.keep] == [removed_first.photo_id]
+    assert [p.photo_id for p in chosen.photos] == [p.photo_id for p in identical.photos]
 
     window.dupes.trash_current_cluster()
     assert len(asked) == 1
