@@ -201,7 +201,7 @@ class SearchService:
             decoded = self._decode(data, name=path.name, min_side=encoder.image_size, mtime=mtime)
         except KnownError as exc:  # DecodeError: empty, not an image, damaged, too large
             raise KnownError(f"Cannot use {path} as a query photo: {exc}") from exc
-        pixels = encoder.prepare(decoded.image)
+        pixels = encoder.prepare(decoded.image, **decoded.geometry)
         return np.asarray(encoder.encode_images(pixels[None])[0], dtype=np.float32)
 
     def _stored_vector(self, model: str, path: Path) -> np.ndarray | None:
