@@ -429,6 +429,11 @@ class ModelStore:
         return found
 
 
+def spec_for(name: str, weights: Path, config: Path | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name`` with ``weights`` (benchmarks build random-weight copies with it)."""
+    return _make_spec(name, weights, config)
+
+
 def _make_spec(name: str, weights: Path, config: Path | None) -> ModelSpec:
     arch, tag = split_name(name)
     settings = pretrained_settings(arch, tag)
