@@ -71,7 +71,7 @@ def register_bench(bench_subparsers: Any) -> None:
         "parity",
         help="cosine between the indexer's embeddings and open_clip's reference, per photo and model",
     )
-    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="shared data folder (default ../shared/data)")
     parser.add_argument(
         "--models", metavar="LIST", help="comma-separated ARCH/TAG (default: every `model list` entry)"
     )
