@@ -7,7 +7,8 @@ phrase without its own framing ("dog", "a dog on the beach", "red car") is embed
 template, ``a photo of a {label}.`` ("a photo of a dog.", "a photo of a red car."); the article is left
 out when the phrase brings its own ("a dog on the beach", "two cats", "my bike") or is plural ("red
 cars"), and is "an" before a vowel ("a photo of an apple."); a longer sentence, or a phrase that already
-says what kind of picture it is ("a painting of ...", "screenshot of ..."), is embedded as typed. See :func:`prompt_for`.
+says what kind of picture it is ("a painting of ...", "screenshot of ..."), is embedded as typed.
+See :func:`prompt_for`.
 
 Thread contract: a :class:`SearchService` may be called from one worker thread at a time (the encoders
 it is given belong to the thread that calls them); the catalog and the vector index are thread-safe.
