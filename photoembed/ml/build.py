@@ -117,6 +117,28 @@ def check_supported(name: str, model_cfg: dict[str, Any]) -> None:
         )
     if not all(key in model_cfg for key in ("embed_dim", "vision_cfg", "text_cfg")):
         raise KnownError(f"The config for {name} is not an open_clip model config (embed_dim, vision_cfg, text_cfg)")
+    needs = unsupported_tokenizer(name, model_cfg)
+    if needs:
+        raise KnownError(
+            f"{name} needs {needs}, which photoembed does not ship (it would need the transformers package "
+            "and the model hub); pick another model from `photoembed model list`"
+        )
+
+
+def unsupported_tokenizer(name: str, model_cfg: dict[str, Any]) -> str | None:
+    """What text tokenizer ``name`` needs that photoembed cannot run offline, or None.
+
+    open_clip's own BPE tokenizer ships with it; Hugging Face tokenizers (SigLIP, SigLIP2, CLIPA's BERT,
+    the ``-worldwide`` mT5, XLM-R, NLLB...) need ``transformers`` and their files from the hub, and
+    ``get_tokenizer`` picks one for any ``hf_tokenizer_name`` and for architecture names containing "siglip".
+    """
+    text_cfg = model_cfg.get("text_cfg", {})
+    hf_tokenizer = text_cfg.get("hf_tokenizer_name")
+    if hf_tokenizer:
+        return f"the Hugging Face tokenizer {hf_tokenizer}"
+    if "siglip" in split_name(name)[0].lower():
+        return "the SigLIP tokenizer from Hugging Face"
+    return None
 
 
 def load_model(spec: ModelSpec, *, towers: Iterable[str] = TOWERS, device: str = "cpu") -> torch.nn.Module:

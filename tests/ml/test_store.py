@@ -205,39 +205,24 @@ def test_download_cancelled_before_start(empty_store: ModelStore) -> None:
         empty_store.download(DEFAULT_MODEL, cancel=cancel)
 
 
-def test_download_progress_bar_forwards_bytes_and_cancels() -> None:
-    from photoembed.ml.models import _progress_bar_class
-
-    seen: list[tuple[int, int]] = []
-    cancel = threading.Event()
-    bar_class = _progress_bar_class(lambda done, total: seen.append((done, total)), cancel)
-    with bar_class(total=300, initial=100, unit="B", desc="weights") as bar:
-        bar.update(50)
-        bar.update(150)
-        cancel.set()
-        with pytest.raises(Cancelled):
-            bar.update(1)
-    assert seen == [(150, 300), (300, 300)]
-
 
 @pytest.mark.model
-def test_download_without_network_fails_fast(empty_store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, no offline mode, and the Hub's host unreachable: one clear error, no retry loop."""
-    import huggingface_hub
-    import huggingface_hub.constants
-
-    from photoembed.ml import models
-
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise OSError("Name or service not known")
-
-    def must_not_be_called(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the Hub client was called although the Hub is unreachable")
-
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(models.socket, "create_connection", unreachable)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", must_not_be_called)
-    with pytest.raises(KnownError, match="cannot reach the model hub"):
-        empty_store.download(DEFAULT_MODEL)
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("ViT-B-16-SigLIP/webli", "the Hugging Face tokenizer timm/ViT-B-16-SigLIP"),
+        ("ViT-B-16-SigLIP2/webli", "the Hugging Face tokenizer timm/ViT-B-16-SigLIP2"),
+        ("ViT-L-14-CLIPA/datacomp1b", "the Hugging Face tokenizer bert-base-uncased"),
+        ("ViT-H-14-worldwide/metaclip2_worldwide", "the Hugging Face tokenizer facebook/xlm-v-base"),
+    ],
+)
+def test_install_refuses_architectures_needing_a_tokenizer_photoembed_lacks(
+    empty_store: ModelStore, tiny_model: TinyModel, name: str, needs: str
+) -> None:
+    with pytest.raises(KnownError) as caught:
+        empty_store.install(tiny_model.weights_path, name=name)
+    message = str(caught.value)
+    assert message.startswith(f"{name} needs {needs}, which photoembed does not ship")
+    assert "\n" not in message
+    # Refused before anything was copied: no models folder, no staging folder.
+    assert not empty_store.models_dir.exists() or not any(empty_store.models_dir.iterdir())
