@@ -53,7 +53,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tiny_model: TinyModel) -> Iterator[Hub]
                 data[len(data) // 2] ^= 0x01
             return bytes(data)
 
-        def do_HEAD(self) -> None:  # noqa: N802 - http.server's naming
+        def do_HEAD(self) -> None:
             body = self._body()
             if body is None:
                 self.send_response(404)
@@ -67,7 +67,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tiny_model: TinyModel) -> Iterator[Hub]
             self.send_header("Content-Length", "0")
             self.end_headers()
 
-        def do_GET(self) -> None:  # noqa: N802
+        def do_GET(self) -> None:
             body = self._body()
             if body is None:
                 self.send_response(404)
