@@ -211,7 +211,8 @@ class ModelStore:
         Args:
             file: a state dict (``.safetensors``, or ``.pt``/``.bin``/``.pth`` from ``torch.save``).
             name: ``ARCH/TAG``. Defaults to the name in a photoembed ``manifest.json`` beside the file, else
-                to ``ARCH/custom-<sha256[:12]>`` when ``config`` is given (ARCH from the config's file name).
+                to ``ARCH/custom-<sha256[:12]>`` when ``config`` is given (ARCH from the config's file name),
+                else to what :func:`identify` reads from the file (sidecar config, metadata, shapes).
             config: an open_clip model config JSON, for architectures open_clip does not ship. Either the
                 bare model config (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the Hub's
                 ``open_clip_config.json`` (``model_cfg`` plus ``preprocess_cfg``).
@@ -220,6 +221,7 @@ class ModelStore:
             The installed model's name.
 
         Raises:
+            AmbiguousModelError: no name given and several architectures fit the file (``candidates``).
             KnownError: when the file is missing, unreadable, or not weights of that architecture.
         """
         file = Path(file).expanduser()
@@ -227,12 +229,10 @@ class ModelStore:
             raise KnownError(f"No weights file at {file}")
         if name is None:
             name, config = _from_sibling_manifest(file, config)
-        config_doc = _read_config(config) if config is not None else None
         if name is None and config is None:
-            raise KnownError(
-                f"Cannot tell which model {file.name} holds; name it with --model ARCH/TAG "
-                f"(for example --model {DEFAULT_MODEL}), see `photoembed model list`"
-            )
+            found = identify(file)
+            name, config = found.name, found.config
+        config_doc = _read_config(config) if config is not None else None
         provisional = name or f"{_arch_from_config_path(config)}/custom"  # type: ignore[arg-type]
         _validate(provisional, file, config_doc)
 
@@ -410,6 +410,69 @@ class ModelStore:
                     if weights.is_file():
                         found[manifest["name"]] = (weights, "installed")
         return found
+
+
+class AmbiguousModelError(KnownError):
+    """Several architectures fit a weights file; ``candidates`` are their ``ARCH/TAG`` names."""
+
+    def __init__(self, message: str, candidates: builtins.list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+@dataclass(frozen=True)
+class Identification:
+    """What a weights file was found to hold: a name (``config`` for a custom architecture) and how."""
+
+    name: str | None
+    config: Path | None
+    how: str
+
+
+def identify(file: Path) -> Identification:
+    """Tell which model a weights file holds, reading only the file (and a sidecar config).
+
+    In order: an ``open_clip_config.json`` beside it (open_clip's own folder layout), the safetensors
+    metadata (``open_clip_config`` JSON, or ``model_name``/``arch``), then the tensor shapes against every
+    architecture open_clip ships that photoembed can run. A curated model's architecture gets its curated
+    name; another architecture gets the tag ``local``.
+
+    Raises:
+        AmbiguousModelError: several architectures fit (``ViT-B-32`` and ``ViT-B-32-quickgelu`` have the
+            same shapes) and none is curated.
+        KnownError: nothing fits, or the file is not readable weights.
+    """
+    from photoembed.ml.build import checkpoint_shapes, identify_architectures
+
+    sidecar = file.parent / CONFIG_FILE
+    if sidecar.is_file():
+        return Identification(name=None, config=sidecar, how=f"its {CONFIG_FILE}")
+    shapes, metadata = checkpoint_shapes(file)
+    arch_hint = metadata.get("model_name") or metadata.get("arch")
+    embedded = metadata.get("open_clip_config")
+    if embedded:
+        # Named after the architecture, as install names custom architectures after their config file.
+        stem = re.sub(r"[^A-Za-z0-9._-]", "-", arch_hint or file.stem).strip(".-") or "custom"
+        config = Path(tempfile.mkdtemp(prefix="photoembed-config-")) / f"{stem}.json"
+        config.write_text(embedded, encoding="utf-8")
+        return Identification(name=None, config=config, how="its safetensors metadata")
+    candidates = [arch_hint] if arch_hint and builtin_model_cfg(arch_hint) else identify_architectures(shapes)
+    curated = [model.name for model in KNOWN_MODELS if split_name(model.name)[0] in candidates]
+    how = "its safetensors metadata" if arch_hint and candidates == [arch_hint] else "its tensor shapes"
+    if len(curated) == 1:
+        return Identification(name=curated[0], config=None, how=how)
+    if len(candidates) == 1:
+        return Identification(name=f"{candidates[0]}/local", config=None, how=how)
+    if not candidates:
+        raise KnownError(
+            f"Cannot tell which model {file.name} holds: its tensors fit no open_clip architecture photoembed "
+            f"supports; name it with --model ARCH/TAG (and --config JSON for a custom architecture)"
+        )
+    names = [f"{arch}/local" for arch in candidates]
+    raise AmbiguousModelError(
+        f"{file.name} fits several architectures ({', '.join(candidates)}); name it with --model ARCH/TAG",
+        names,
+    )
 
 
 def spec_for(name: str, weights: Path, config: Path | None = None) -> ModelSpec:
