@@ -24,7 +24,7 @@ import argparse
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -286,9 +286,3 @@ def _spread(model: Any, inputs: Sequence[np.ndarray], device: str) -> float:
     similarity = features @ features.T
     n = len(inputs)
     return float((similarity.sum() - np.trace(similarity)) / (n * (n - 1)))
-
-
-def iter_rows(names: Sequence[str], photos: Sequence[Path], **options: Any) -> Iterator[ModelSummary]:
-    """Summaries model by model (for callers that want the figures without the printing)."""
-    for name in names:
-        yield compare_model(name, photos, **options)
