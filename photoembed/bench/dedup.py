@@ -322,7 +322,7 @@ def _ingest(catalog: Catalog, root_id: int, items: Sequence[Item], encoder: Any)
         )
         decoded[item.path] = photo.image
         if encoder is not None:
-            pending.append((digest, encoder.prepare(photo.image)))
+            pending.append((digest, encoder.prepare(photo.image, **photo.geometry)))
     if encoder is not None:
         for start in range(0, len(pending), 16):
             chunk = pending[start : start + 16]

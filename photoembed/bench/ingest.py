@@ -278,10 +278,11 @@ def _build_model(s: _Settings) -> Any:
 def _prepared(encoder: Any, photos: Sequence[Path]) -> list[np.ndarray]:
     from photoembed.imaging.decode import decode_photo
 
-    return [
-        encoder.prepare(decode_photo(p.read_bytes(), name=p.name, min_side=encoder.image_size, mtime=0.0).image)
-        for p in photos
-    ]
+    prepared = []
+    for path in photos:
+        decoded = decode_photo(path.read_bytes(), name=path.name, min_side=encoder.image_size, mtime=0.0)
+        prepared.append(encoder.prepare(decoded.image, **decoded.geometry))
+    return prepared
 
 
 def _model_rate(encoder: Any, batch: np.ndarray, seconds: float) -> tuple[float, float]:
@@ -315,7 +316,7 @@ def _decode_costs(encoder: Any, photos: Sequence[Path]) -> dict[str, float]:
         t2 = time.thread_time()
         fingerprint(decoded.image)
         t3 = time.thread_time()
-        encoder.prepare(decoded.image)
+        encoder.prepare(decoded.image, **decoded.geometry)
         t4 = time.thread_time()
         wall += time.perf_counter() - w0
         totals["hash"] += t1 - t0

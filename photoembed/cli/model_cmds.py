@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from photoembed.bench import parity
 from photoembed.cli.output import emit_json, human_bytes
 from photoembed.cli.progress import ProgressLine, bar
 
@@ -38,7 +40,8 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: argparse.
     install.add_argument(
         "--model",
         metavar="NAME",
-        help="the model it holds, as ARCH/TAG (for example ViT-B-32/laion2b_s34b_b79k)",
+        help="the model it holds, as ARCH/TAG (default: read from the file: a sidecar open_clip_config.json, "
+        "safetensors metadata or its tensor shapes; asked only when several fit)",
     )
     install.add_argument(
         "--config",
@@ -68,6 +71,7 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: argparse.
     bench.add_argument("--threads", type=int, default=0, help="torch threads (default: the setting)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     bench.set_defaults(handler=cmd_bench_model)
+    parity.register_bench(bench_subparsers)
 
 
 def cmd_list(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
@@ -96,9 +100,17 @@ def cmd_list(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
 
 
 def cmd_install(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    from photoembed.ml.models import AmbiguousModelError
+
     library = library_factory()
     had_weights = any(row.installed for row in library.models.list())
-    name = library.models.install(args.file, name=args.model, config=args.config)
+    try:
+        name = library.models.install(args.file, name=args.model, config=args.config)
+    except AmbiguousModelError as exc:
+        chosen = _ask_model(str(exc), exc.candidates)
+        if chosen is None:
+            raise
+        name = library.models.install(args.file, name=chosen, config=args.config)
     activated = _activate_if_first(library, name, had_weights=had_weights)
     weights = library.models.weights_for(name)
     if args.json:
@@ -165,6 +177,19 @@ def cmd_bench_model(args: argparse.Namespace, library_factory: LibraryFactory) -
     for size, rate in results.items():
         print(f"  batch {size:>3}: {rate:7.2f} images/s{'  (best)' if size == best else ''}")
     return 0
+
+
+def _ask_model(question: str, candidates: list[str]) -> str | None:
+    """Let the user pick one of several architectures that fit a file; None off a terminal."""
+    if not sys.stdin.isatty():
+        return None
+    print(question.split(";")[0] + ":", file=sys.stderr)
+    for number, candidate in enumerate(candidates, 1):
+        print(f"  {number}. {candidate}", file=sys.stderr)
+    answer = input(f"Which one [1-{len(candidates)}]? ").strip()
+    if answer.isdigit() and 1 <= int(answer) <= len(candidates):
+        return candidates[int(answer) - 1]
+    return None
 
 
 def _activate_if_first(library: Any, name: str, *, had_weights: bool) -> bool:

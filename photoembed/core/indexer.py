@@ -355,7 +355,7 @@ class Indexer:
             mark = fingerprint(decoded.image)
             result.info = replace(decoded.info, phash=mark.phash, sharpness=mark.sharpness)
             if encoder is not None:
-                result.tensor = encoder.prepare(decoded.image)
+                result.tensor = encoder.prepare(decoded.image, **decoded.geometry)
                 result.needs_embedding = True
         except KnownError as exc:
             result.error = str(exc)

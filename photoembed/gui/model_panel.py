@@ -1,17 +1,18 @@
 """The model card: says that search needs the model, downloads it with progress and cancel, or installs it
-from a file for offline machines."""
+from a file for offline machines (the model is picked from a list, or identified from the file itself)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import (
     QFileDialog,
     QFrame,
     QHBoxLayout,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QProgressBar,
     QPushButton,
     QVBoxLayout,
@@ -21,6 +22,16 @@ from PySide6.QtWidgets import (
 from photoembed.gui import theme
 from photoembed.gui.controller import LibraryController, LibrarySnapshot
 from photoembed.gui.viewer import human_bytes
+
+#: The first entry of the model list: let photoembed read the architecture from the file.
+IDENTIFY_CHOICE = "Identify it from the file (recommended)"
+
+
+def install_choices(controller: LibraryController) -> list[str]:
+    """What the install dialog offers: identification from the file, then every model `model list` shows."""
+    library = controller.library
+    names = [row.name for row in library.models.list()] if library is not None else []
+    return [IDENTIFY_CHOICE, *names]
 
 
 class ModelPanel(QFrame):
@@ -78,6 +89,13 @@ class ModelPanel(QFrame):
             layout_v.addWidget(self.progress)
             layout_v.addLayout(buttons)
 
+        # Installing reads, checks and copies a file of hundreds of MB (~30 s): the bar shows it is working.
+        self._install_started = 0.0
+        self._install_file = ""
+        self._install_timer = QTimer(self)
+        self._install_timer.setInterval(500)
+        self._install_timer.timeout.connect(self._install_tick)
+
         controller.snapshot.connect(self._snapshot)
         controller.model_download.connect(self._progress)
         controller.model_download_done.connect(self._done)
@@ -123,6 +141,7 @@ class ModelPanel(QFrame):
             self.progress.setFormat(human_bytes(done))
 
     def _done(self, ok: bool, message: str) -> None:
+        self._install_timer.stop()
         self._set_idle()
         if ok:
             self.title.setText(f"<b>{message}.</b> Indexing photos for search…")
@@ -136,17 +155,29 @@ class ModelPanel(QFrame):
         )
         if not file:
             return
-        name, ok = QInputDialog.getText(
+        choices = install_choices(self.controller)
+        choice, ok = QInputDialog.getItem(
             self, "Which model is this?",
-            "Model name (ARCH/TAG, as open_clip names it):", QLineEdit.EchoMode.Normal,
-            self._model_name or self.controller.settings.model,
+            "The model these weights belong to (photoembed reads it from the file when it can):",
+            choices, 0, False,
         )
-        if not ok or not name.strip():
+        if not ok or not choice:
             return
-        self.title.setText(f"<b>Installing {Path(file).name}…</b> (checking that it loads)")
+        self.start_install(Path(file), None if choice == IDENTIFY_CHOICE else choice)
+
+    def start_install(self, file: Path, name: str | None) -> None:
+        """Install ``file`` on the worker (``name`` None: identified from the file), showing progress."""
+        self._install_file = file.name
+        self._install_started = time.monotonic()
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
-        self.progress.setFormat("")
         self.download.setEnabled(False)
         self.install.setEnabled(False)
-        self.controller.install_model(Path(file), name.strip())
+        self._install_tick()
+        self._install_timer.start()
+        self.controller.install_model(file, name)
+
+    def _install_tick(self) -> None:
+        elapsed = time.monotonic() - self._install_started
+        self.title.setText(f"<b>Installing {self._install_file}…</b> (identifying, checking that it loads, copying)")
+        self.progress.setFormat(f"{elapsed:.0f} s")

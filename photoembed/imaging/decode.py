@@ -1,12 +1,18 @@
 """Decode photo files into upright RGB images, fast, and refuse bad ones with a reason a user can read.
 
-This is the ingest hot path, so each format takes its cheapest road to an image whose shortest side is
-still at least the size the caller needs (the model's input size):
+This is the ingest hot path, so each format takes its cheapest road to an image that still holds at least
+:data:`OVERSAMPLE` times the pixels the model's input needs, so that the final resize (open_clip's
+bicubic, antialiased one, done by :mod:`photoembed.ml.preprocess`) sees what it would see on a full decode:
 
 - JPEG: DCT scaling (``Image.draft``) decodes at 1/2, 1/4 or 1/8 of the size for a fraction of the cost.
 - HEIC/HEIF: the embedded thumbnail when it is large enough (pillow-heif's ``draft``), else the full image.
 - Camera RAW: the embedded JPEG preview when it is large enough, else LibRaw's half-size demosaic.
-- Other formats are decoded in full, then box-reduced by an integer factor.
+- Other formats are decoded in full and kept at full size (a box reduce before the bicubic resize drifts
+  from open_clip's output; the resize only computes the pixels of its crop box, so this costs little).
+
+Each decode reports where the original, upright photo lies in the decoded image's pixel coordinates
+(:attr:`DecodedPhoto.extent`), so the resize geometry (target size, centre crop) is computed from the
+original width and height, not from the rounded size of a reduced decode.
 
 EXIF orientation is applied last, on the small image. Metadata comes from :mod:`photoembed.imaging.metadata`.
 
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import io
 import logging
+import math
 import struct
 import threading
 import warnings
@@ -51,6 +58,20 @@ logger = logging.getLogger(__name__)
 #: Largest image decoded, in pixels (width x height). 200 MP admits the largest phone sensors (16320 x 12240)
 #: while refusing decompression bombs, which claim sizes of gigapixels in a few bytes.
 MAX_PIXELS = 200_000_000
+
+#: Largest ratio of the long side to the short side decoded. Stitched panoramas reach about 20:1; a 100000x1
+#: strip is not a photo, and resizing its short side to the model's input would need gigabytes.
+MAX_ASPECT = 100
+
+#: The decoded image keeps at least this many times the model's input size on each axis (or the full size
+#: when the photo is smaller), so the final resize filters as it would from the full image.
+OVERSAMPLE = 2
+
+# A Huffman-coded JPEG spends at least one bit per 8x8 luma block on its DC coefficients (baseline and
+# progressive alike). A file much smaller than that cannot hold the image its header declares: libjpeg
+# would fill the missing blocks with grey and only warn, so the size is checked before decoding.
+_JPEG_MIN_BITS_PER_BLOCK = 1
+_ARITHMETIC_SOF = frozenset({0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
 
 _WHITE = (255, 255, 255)
 _ORIENTATION_TAG = 0x0112
@@ -91,6 +112,9 @@ _DECODER_ERRORS: tuple[type[BaseException], ...] = (
     MemoryError,
 )
 
+#: Where the original, upright photo lies in a decoded image: (left, top, right, bottom), in its pixels.
+Extent = tuple[float, float, float, float]
+
 _Opener = tuple[Callable[[IO[bytes], str], ImageFile.ImageFile], Callable[[bytes], bool | str] | None]
 
 
@@ -103,15 +127,24 @@ class DecodedPhoto:
     """A decoded photo, ready for embedding.
 
     Attributes:
-        image: RGB image, EXIF orientation applied. Its shortest side is at least the ``min_side`` asked
-            for whenever the original is that large, and below ``2 * min_side`` for most formats (JPEG
-            DCT scaling, integer box reduction); embedded previews can be larger.
+        image: RGB image, EXIF orientation applied. Each side is at least :data:`OVERSAMPLE` times what a
+            resize of the original to cover the requested size needs, whenever the original is that large
+            (JPEG DCT scaling and embedded previews give a reduced image; other formats stay full size).
         info: Format, original (oriented) size, capture time and GPS presence. ``phash`` and
             ``sharpness`` are left None for the fingerprint step.
+        extent: where the original upright photo (``info.width`` x ``info.height``) lies in ``image``'s
+            pixel coordinates: ``(0, 0, *image.size)`` for a full decode, ``(0, 0, W/k, H/k)`` for a
+            1/k JPEG decode (whose size is rounded up), shifted when a flip puts the rounding on the left.
     """
 
     image: Image.Image
     info: PhotoInfo
+    extent: Extent | None = None
+
+    @property
+    def geometry(self) -> dict[str, Any]:
+        """Keyword arguments for ``Preprocess`` / ``ClipEncoder.prepare``: the original size and extent."""
+        return {"original_size": (self.info.width, self.info.height), "extent": self.extent}
 
 
 class _Decoded(NamedTuple):
@@ -120,10 +153,11 @@ class _Decoded(NamedTuple):
     width: int
     height: int
     exif: ExifSummary
+    extent: Extent
     jpeg_trace: float | None = None  # measured on lossless formats only (see photoembed.imaging.jpegtrace)
 
 
-def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> DecodedPhoto:
+def decode_photo(data: bytes, *, name: str, min_side: int | tuple[int, int], mtime: float) -> DecodedPhoto:
     """Decode a photo file's bytes into an upright RGB image and its metadata.
 
     Thread-safe: called from the ingest decode pool.
@@ -132,18 +166,19 @@ def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> Deco
         data: The whole file.
         name: The file name; its extension routes RAW files to LibRaw and names HEIF files 'heic' or
             'heif'. Other formats are recognised by content, so a PNG named .jpg decodes as a PNG.
-        min_side: Shortest side the image must keep when the original allows; 0 decodes at full size.
+        min_side: The model's input size, ``S`` or ``(height, width)``. The decode keeps
+            :data:`OVERSAMPLE` times what resizing the original to cover it needs; 0 decodes at full size.
         mtime: The file's modification time (unix seconds), the capture time when EXIF has none.
 
     Returns:
         The image and its :class:`PhotoInfo`.
 
     Raises:
-        DecodeError: The file is empty, not an image, damaged, truncated, or too large.
+        DecodeError: The file is empty, not an image, damaged, truncated, too large, or of an extreme
+            aspect ratio.
     """
-    if min_side < 0:
-        raise ValueError(f"min_side must be >= 0, not {min_side}")
-    decoded = _decode(data, name=name, min_side=min_side, trace=True)
+    target = _target(min_side)
+    decoded = _decode(data, name=name, target=target, oversample=OVERSAMPLE, trace=True)
     exif = decoded.exif
     info = PhotoInfo(
         format=decoded.format,
@@ -157,7 +192,7 @@ def decode_photo(data: bytes, *, name: str, min_side: int, mtime: float) -> Deco
         modified=exif.modified,
         jpeg_trace=decoded.jpeg_trace,
     )
-    return DecodedPhoto(image=decoded.image, info=info)
+    return DecodedPhoto(image=decoded.image, info=info, extent=decoded.extent)
 
 
 def load_thumbnail(path: Path, *, size: int) -> Image.Image:
@@ -179,18 +214,41 @@ def load_thumbnail(path: Path, *, size: int) -> Image.Image:
         data = path.read_bytes()
     except OSError as exc:
         raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
-    image = _decode(data, name=path.name, min_side=size).image
+    image = _decode(data, name=path.name, target=(size, size), oversample=1).image
     image.thumbnail((size, size), Image.Resampling.BICUBIC)
     return image
 
 
-def _decode(data: bytes, *, name: str, min_side: int, trace: bool = False) -> _Decoded:
+def _target(min_side: int | tuple[int, int]) -> tuple[int, int]:
+    """``S`` or ``(height, width)`` -> ``(height, width)``; (0, 0) for a full decode."""
+    pair = (min_side, min_side) if isinstance(min_side, int) else (int(min_side[0]), int(min_side[-1]))
+    if pair[0] < 0 or pair[1] < 0:
+        raise ValueError(f"min_side must be >= 0, not {min_side}")
+    return (0, 0) if 0 in pair else pair
+
+
+def needed_size(width: int, height: int, target: tuple[int, int], oversample: int = OVERSAMPLE) -> tuple[int, int]:
+    """The smallest decode of a ``width`` x ``height`` (upright) photo that serves ``target`` (height, width).
+
+    Whatever open_clip's resize mode (shortest side + crop, longest side + pad, squash), the resized image
+    is at most ``max(th / height, tw / width)`` times the original on each axis; the decode keeps
+    ``oversample`` times that, and never more than the original.
+    """
+    if target[0] <= 0 or target[1] <= 0:
+        return width, height
+    scale = min(1.0, oversample * max(target[0] / height, target[1] / width))
+    return min(width, math.ceil(width * scale)), min(height, math.ceil(height * scale))
+
+
+def _decode(
+    data: bytes, *, name: str, target: tuple[int, int], oversample: int, trace: bool = False
+) -> _Decoded:
     if not data:
         raise DecodeError("file is empty")
     declared = format_of(name)
     if is_raw_format(declared):
-        return _decode_raw(data, fmt=declared, min_side=min_side)
-    return _decode_pillow(data, declared=declared, min_side=min_side, name=name, trace=trace)
+        return _decode_raw(data, fmt=declared, target=target, oversample=oversample)
+    return _decode_pillow(data, declared=declared, target=target, oversample=oversample, name=name, trace=trace)
 
 
 # --------------------------------------------------------------------------------------------- Pillow
@@ -293,20 +351,74 @@ def _check_pixels(width: int, height: int) -> None:
         raise DecodeError(f"image has no pixels ({width}x{height})")
     if width * height > MAX_PIXELS:
         raise DecodeError(f"image too large: {width}x{height} px (limit {MAX_PIXELS // 1_000_000} MP)")
+    if max(width, height) > MAX_ASPECT * min(width, height):
+        raise DecodeError(f"extreme aspect ratio: {width}x{height} px (limit {MAX_ASPECT}:1)")
+
+
+def _check_jpeg_payload(data: bytes, width: int, height: int) -> None:
+    """Refuse a JPEG too small to hold the pixels its header declares (see ``_JPEG_MIN_BITS_PER_BLOCK``)."""
+    if _jpeg_sof_marker(data) in _ARITHMETIC_SOF:
+        return  # arithmetic coding has no per-block minimum
+    blocks = math.ceil(width / 8) * math.ceil(height / 8)
+    needed = blocks * _JPEG_MIN_BITS_PER_BLOCK // 8
+    if len(data) < needed:
+        raise DecodeError(
+            f"truncated JPEG: {len(data)} bytes cannot hold the {width}x{height} px its header declares"
+        )
+
+
+def _jpeg_sof_marker(data: bytes) -> int | None:
+    """The start-of-frame marker (0xC0..0xCF) of a JPEG, walking its segments; None when not found."""
+    position = 2
+    end = len(data)
+    while position + 4 <= end:
+        if data[position] != 0xFF:
+            return None
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            return marker
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
+            position += 2
+            continue
+        (length,) = struct.unpack(">H", data[position + 2 : position + 4])
+        position += 2 + length
+    return None
 
 
 def _decode_pillow(
-    data: bytes, *, declared: str, min_side: int, name: str, orient: bool = True, trace: bool = False
+    data: bytes,
+    *,
+    declared: str,
+    target: tuple[int, int],
+    oversample: int,
+    name: str,
+    orient: bool = True,
+    min_scale: float | None = None,
+    trace: bool = False,
 ) -> _Decoded:
+    """Decode with Pillow; ``min_scale`` (a fraction of each side to keep) overrides ``target``."""
     image = _identify(io.BytesIO(data), name)
     label = _label(image.format)
     try:
         width, height = image.size
         _check_pixels(width, height)
-        if min_side > 0:
-            # JPEG: DCT scaling to the smallest 1/1..1/8 scale that keeps both sides >= min_side.
-            # HEIF: the smallest embedded thumbnail that does. Other formats ignore drafts.
-            image.draft("RGB", (min_side, min_side))
+        if image.format == "JPEG":
+            _check_jpeg_payload(data, width, height)
+        exif = read_exif(data if image.format == "TIFF" else _exif_block(image))
+        orientation = exif.orientation if orient else 1
+        upright = oriented_size(width, height, orientation)
+        if min_scale is not None:
+            keep = min(1.0, min_scale)
+            need = (min(width, math.ceil(width * keep)), min(height, math.ceil(height * keep)))
+        else:
+            need = oriented_size(*needed_size(*upright, target, oversample), orientation)  # stored orientation
+        if need != (width, height) and image.format in ("JPEG", "HEIF"):
+            # JPEG: DCT scaling to the smallest 1/1..1/8 scale that keeps both sides >= need.
+            # HEIF: the smallest embedded thumbnail (a scaled copy) that does.
+            image.draft("RGB", need)
         try:
             if image.format == "TIFF" or width * height > (Image.MAX_IMAGE_PIXELS or MAX_PIXELS):
                 # Some plugins re-check Pillow's own pixel limit while loading (TIFF, GIF frames), and
@@ -320,26 +432,59 @@ def _decode_pillow(
         except _DECODER_ERRORS as exc:
             logger.debug("%s: decoding failed: %r", name, exc)
             raise DecodeError(_load_failure(label, exc)) from exc
-        exif = read_exif(data if image.format == "TIFF" else _exif_block(image))
-        orientation = exif.orientation if orient else 1
         if _pillow_oriented(image):
-            orientation = 1  # already upright, and the header size was already the upright size
-        full = _to_rgb(image)
-        traces = jpeg_trace(full) if trace and image.format in _LOSSLESS_PIL_FORMATS else None
-        rgb = _shrink(full, min_side)
+            # Pillow turned it upright while loading (TIFF), and its header size was the upright size.
+            orientation, upright = 1, (width, height)
+        extent = _stored_extent(image, (width, height))
+        rgb = _to_rgb(image)
+        traces = jpeg_trace(rgb) if trace and image.format in _LOSSLESS_PIL_FORMATS else None
         if rgb is image:  # keep no reference to the file object or to the plugin's state
             rgb = image.copy()
     finally:
         image.close()
-    width, height = oriented_size(width, height, orientation)
     return _Decoded(
         image=apply_orientation(rgb, orientation),
         format=_short_format(image.format, declared),
-        width=width,
-        height=height,
+        width=upright[0],
+        height=upright[1],
         exif=exif,
+        extent=orient_extent(extent, rgb.size, orientation),
         jpeg_trace=traces,
     )
+
+
+def _stored_extent(image: ImageFile.ImageFile, original: tuple[int, int]) -> Extent:
+    """Where the original lies in a loaded (possibly reduced) image, before orientation."""
+    if image.size == original:
+        return (0.0, 0.0, float(original[0]), float(original[1]))
+    config = getattr(image, "decoderconfig", None)
+    if image.format == "JPEG" and config and int(config[0]) > 1:
+        scale = int(config[0])  # DCT scaling: pixel i covers original pixels [i*k, (i+1)*k)
+        return (0.0, 0.0, original[0] / scale, original[1] / scale)
+    return (0.0, 0.0, float(image.size[0]), float(image.size[1]))  # a scaled copy (HEIF thumbnail)
+
+
+def orient_extent(extent: Extent, size: tuple[int, int], orientation: int) -> Extent:
+    """Carry an extent through the EXIF transposition of an image of ``size`` (stored orientation)."""
+    if orientation not in _EXTENT_MAPS:
+        return extent
+    width, height = size
+    mapping = _EXTENT_MAPS[orientation]
+    left, top, right, bottom = extent
+    xs, ys = zip(*(mapping(x, y, width, height) for x, y in ((left, top), (right, bottom))), strict=True)
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+# Point maps (continuous pixel coordinates) of Pillow's transpositions, keyed by EXIF orientation.
+_EXTENT_MAPS: dict[int, Callable[[float, float, int, int], tuple[float, float]]] = {
+    2: lambda x, y, w, h: (w - x, y),  # FLIP_LEFT_RIGHT
+    3: lambda x, y, w, h: (w - x, h - y),  # ROTATE_180
+    4: lambda x, y, w, h: (x, h - y),  # FLIP_TOP_BOTTOM
+    5: lambda x, y, w, h: (y, x),  # TRANSPOSE
+    6: lambda x, y, w, h: (h - y, x),  # ROTATE_270 (clockwise)
+    7: lambda x, y, w, h: (h - y, w - x),  # TRANSVERSE
+    8: lambda x, y, w, h: (y, w - x),  # ROTATE_90 (counter-clockwise)
+}
 
 
 def _pillow_oriented(image: Image.Image) -> bool:
@@ -374,12 +519,10 @@ def _short_format(format_id: str | None, declared: str) -> str:
     return _SHORT_FORMAT.get(format_id or "", (format_id or "unknown").lower())
 
 
-def _shrink(image: Image.Image, min_side: int) -> Image.Image:
-    """Box-reduce by the largest integer factor that keeps the shortest side >= min_side."""
-    if min_side <= 0:
-        return image
-    factor = min(image.size) // min_side
-    return image.reduce(factor) if factor >= 2 else image
+def _shrink(image: Image.Image, need: tuple[int, int]) -> tuple[Image.Image, int]:
+    """Box-reduce by the largest integer factor that keeps both sides >= need; (image, factor)."""
+    factor = min(image.size[0] // max(need[0], 1), image.size[1] // max(need[1], 1))
+    return (image.reduce(factor), factor) if factor >= 2 else (image, 1)
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -422,7 +565,7 @@ def _high_depth_to_rgb(image: Image.Image) -> Image.Image:
 # ---------------------------------------------------------------------------------------------- RAW
 
 
-def _decode_raw(data: bytes, *, fmt: str, min_side: int) -> _Decoded:
+def _decode_raw(data: bytes, *, fmt: str, target: tuple[int, int], oversample: int) -> _Decoded:
     # LibRaw is a large native library; most libraries hold no RAW file, so it loads on first use.
     import rawpy
 
@@ -436,9 +579,10 @@ def _decode_raw(data: bytes, *, fmt: str, min_side: int) -> _Decoded:
         orientation = orientation_from_libraw_flip(sizes.flip)
         width, height = oriented_size(sizes.width, sizes.height, orientation)
         _check_pixels(width, height)
+        need = needed_size(width, height, target, oversample)
         exif = read_exif(data)  # CR2, NEF, ARW, DNG, ORF, RW2, PEF and SRW are TIFF inside
-        preview = _raw_preview(raw, min_side=min_side, orientation=orientation, oriented=(width, height))
-        if preview is not None and choose_raw_preview(preview.image.size, min_side=min_side):
+        preview = _raw_preview(raw, need=need, orientation=orientation, oriented=(width, height))
+        if preview is not None and choose_raw_preview(preview.image.size, need=need):
             image = preview.image
         else:
             try:
@@ -449,10 +593,13 @@ def _decode_raw(data: bytes, *, fmt: str, min_side: int) -> _Decoded:
                     raise DecodeError("RAW file has no readable preview or image data") from exc
                 image = preview.image  # smaller than asked for, but better than nothing
             else:
-                image = _shrink(Image.fromarray(pixels).convert("RGB"), min_side)
+                # Upright already (LibRaw applies the flip); reduced by an integer factor, as RAW is rare.
+                image = _shrink(Image.fromarray(pixels).convert("RGB"), need)[0]
         if exif.taken is None:
             exif = _raw_fallback_metadata(raw, exif, preview.exif if preview else NO_EXIF)
-    return _Decoded(image=image, format=fmt, width=width, height=height, exif=exif)
+    # LibRaw's output is upright; a preview is taken as a scaled copy of the whole photo.
+    extent = (0.0, 0.0, float(image.size[0]), float(image.size[1]))
+    return _Decoded(image=image, format=fmt, width=width, height=height, exif=exif, extent=extent)
 
 
 def _raw_errors() -> tuple[type[BaseException], ...]:
@@ -466,20 +613,25 @@ class _Preview(NamedTuple):
     exif: ExifSummary
 
 
-def choose_raw_preview(preview_size: tuple[int, int] | None, *, min_side: int) -> bool:
+def choose_raw_preview(preview_size: tuple[int, int] | None, *, need: tuple[int, int]) -> bool:
     """Tell whether a RAW file's embedded preview is large enough to stand for the photo.
 
     Args:
-        preview_size: The decoded preview's size, or None when the file has no usable preview.
-        min_side: The shortest side the caller needs.
+        preview_size: The decoded (upright) preview's size, or None when the file has no usable preview.
+        need: The upright size the decode must keep (:func:`needed_size`: twice the model's need).
 
     Returns:
         True to use the preview; False to demosaic the RAW data (at half size) instead.
     """
-    return preview_size is not None and min(preview_size) >= min_side > 0
+    if preview_size is None:
+        return False
+    # Compare the short and long sides, so a preview stored in sensor orientation is judged fairly.
+    return min(preview_size) >= min(need) and max(preview_size) >= max(need)
 
 
-def _raw_preview(raw: Any, *, min_side: int, orientation: int, oriented: tuple[int, int]) -> _Preview | None:
+def _raw_preview(
+    raw: Any, *, need: tuple[int, int], orientation: int, oriented: tuple[int, int]
+) -> _Preview | None:
     """Decode the RAW file's embedded preview, upright, or None when it has none that decodes."""
     import rawpy
 
@@ -492,15 +644,22 @@ def _raw_preview(raw: Any, *, min_side: int, orientation: int, oriented: tuple[i
         try:
             # Not oriented by its own EXIF: LibRaw hands previews out with the RAW's IFD0 as their EXIF,
             # whether the camera stored the preview in sensor orientation or upright.
+            # Decoded at the size needed relative to the preview itself (previews are scaled copies).
             decoded = _decode_pillow(
-                bytes(thumb.data), declared="jpeg", min_side=min_side, name="RAW preview", orient=False
+                bytes(thumb.data),
+                declared="jpeg",
+                target=(0, 0),
+                oversample=1,
+                name="RAW preview",
+                orient=False,
+                min_scale=max(need[0] / oriented[0], need[1] / oriented[1]),
             )
         except DecodeError as exc:
             logger.debug("embedded preview does not decode: %s", exc)
             return None
         image, exif = decoded.image, decoded.exif
     else:  # a bitmap: an RGB array, in sensor orientation
-        image = _shrink(Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB"), min_side)
+        image = Image.fromarray(np.ascontiguousarray(thumb.data)).convert("RGB")
         exif = NO_EXIF
     if orientation == 1:
         orientation = exif.orientation

@@ -117,6 +117,28 @@ def check_supported(name: str, model_cfg: dict[str, Any]) -> None:
         )
     if not all(key in model_cfg for key in ("embed_dim", "vision_cfg", "text_cfg")):
         raise KnownError(f"The config for {name} is not an open_clip model config (embed_dim, vision_cfg, text_cfg)")
+    needs = unsupported_tokenizer(name, model_cfg)
+    if needs:
+        raise KnownError(
+            f"{name} needs {needs}, which photoembed does not ship (it would need the transformers package "
+            "and the model hub); pick another model from `photoembed model list`"
+        )
+
+
+def unsupported_tokenizer(name: str, model_cfg: dict[str, Any]) -> str | None:
+    """What text tokenizer ``name`` needs that photoembed cannot run offline, or None.
+
+    open_clip's own BPE tokenizer ships with it; Hugging Face tokenizers (SigLIP, SigLIP2, CLIPA's BERT,
+    the ``-worldwide`` mT5, XLM-R, NLLB...) need ``transformers`` and their files from the hub, and
+    ``get_tokenizer`` picks one for any ``hf_tokenizer_name`` and for architecture names containing "siglip".
+    """
+    text_cfg = model_cfg.get("text_cfg", {})
+    hf_tokenizer = text_cfg.get("hf_tokenizer_name")
+    if hf_tokenizer:
+        return f"the Hugging Face tokenizer {hf_tokenizer}"
+    if "siglip" in split_name(name)[0].lower():
+        return "the SigLIP tokenizer from Hugging Face"
+    return None
 
 
 def load_model(spec: ModelSpec, *, towers: Iterable[str] = TOWERS, device: str = "cpu") -> torch.nn.Module:
@@ -312,3 +334,116 @@ def _materialize_leftovers(model: torch.nn.Module) -> bool:
         else:
             return False
     return not any(p.is_meta for p in model.parameters())
+
+
+# ------------------------------------------------------------------------------- identifying a file
+
+
+def checkpoint_shapes(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """The tensor shapes of a weights file (``module.`` prefixes dropped) and its safetensors metadata.
+
+    Nothing but the header is read for safetensors; a torch file is memory-mapped.
+
+    Raises:
+        KnownError: the file is not a weights file photoembed can read.
+    """
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors import safe_open
+
+            with safe_open(str(path), framework="pt", device="cpu") as handle:  # header only
+                metadata = dict(handle.metadata() or {})
+                shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+        else:
+            metadata = {}
+            shapes = {str(k): tuple(v.shape) for k, v in _tensor_dict(_read_torch(path)).items() if hasattr(v, "shape")}
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise KnownError(f"{path} is not a weights file photoembed can read ({reason[:200]})") from exc
+    return {key.removeprefix("module."): shape for key, shape in shapes.items()}, metadata
+
+
+def model_shapes(model_cfg: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The state-dict shapes of an architecture, from a module tree built on the meta device (no memory)."""
+    model = _instantiate(model_cfg, meta=True)
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def identify_architectures(shapes: dict[str, tuple[int, ...]]) -> list[str]:
+    """The open_clip architectures (shipped configs) whose state dict has exactly these keys and shapes.
+
+    Architectures photoembed cannot run (Hugging Face tokenizers or text towers, CoCa) are left out.
+    Several names can fit one file (``ViT-B-32`` and ``ViT-B-32-quickgelu`` differ in activation only).
+    """
+    from open_clip import list_models
+
+    shapes = {k: v for k, v in shapes.items() if k != "text.transformer.embeddings.position_ids"}
+    vocab = _first_shape(shapes, "token_embedding.weight", "text.token_embedding.weight")
+    found = []
+    for arch in list_models():
+        cfg = builtin_model_cfg(arch)
+        if cfg is None or "multimodal_cfg" in cfg:
+            continue
+        text_cfg = cfg.get("text_cfg", {})
+        if text_cfg.get("hf_model_name") or unsupported_tokenizer_of(arch, cfg):
+            continue
+        if vocab is not None and (text_cfg.get("vocab_size", 49408), text_cfg.get("width", 512)) != vocab:
+            continue
+        if not _plausible(cfg, shapes):
+            continue
+        try:
+            expected = model_shapes(cfg)
+        except (ValueError, TypeError, KeyError, AttributeError, RuntimeError, ImportError, AssertionError) as exc:
+            # A config this open_clip/timm cannot build is simply not a candidate.
+            logger.debug("cannot build %s on the meta device: %s", arch, exc)
+            continue
+        if expected == shapes:
+            found.append(arch)
+    return found
+
+
+def _plausible(cfg: dict[str, Any], shapes: dict[str, tuple[int, ...]]) -> bool:
+    """Cheap checks against the config (layer counts, widths, patch size) before building a model."""
+    text_cfg, vision_cfg = cfg.get("text_cfg", {}), cfg.get("vision_cfg", {})
+    text_layers = _block_count(shapes, ("transformer.resblocks.", "text.transformer.resblocks."))
+    if text_layers and text_layers != text_cfg.get("layers", 12):
+        return False
+    projection = _first_shape(shapes, "text_projection", "text.text_projection")
+    if projection is not None and projection[-1] != cfg.get("embed_dim"):
+        return False
+    if vision_cfg.get("timm_model_name") or isinstance(vision_cfg.get("layers"), list | tuple):
+        return "visual.transformer.resblocks.0.ln_1.weight" not in shapes
+    vision_layers = _block_count(shapes, ("visual.transformer.resblocks.",))
+    conv = shapes.get("visual.conv1.weight")
+    if conv is None or vision_layers != vision_cfg.get("layers", 12):
+        return False
+    patch = vision_cfg.get("patch_size", 16)
+    if conv[0] != vision_cfg.get("width", 768) or conv[2:] != (patch, patch):
+        return False
+    positions = shapes.get("visual.positional_embedding")
+    size = vision_cfg.get("image_size", 224)
+    grid = (size // patch) ** 2 if isinstance(size, int) else (size[0] // patch) * (size[-1] // patch)
+    return positions is None or positions[0] in (grid, grid + 1)
+
+
+def _block_count(shapes: dict[str, tuple[int, ...]], prefixes: tuple[str, ...]) -> int:
+    indices = set()
+    for key in shapes:
+        for prefix in prefixes:
+            if key.startswith(prefix):
+                head = key[len(prefix) :].split(".", 1)[0]
+                if head.isdigit():
+                    indices.add(int(head))
+    return len(indices)
+
+
+def _first_shape(shapes: dict[str, tuple[int, ...]], *keys: str) -> tuple[int, ...] | None:
+    for key in keys:
+        if key in shapes:
+            return shapes[key]
+    return None
+
+
+def unsupported_tokenizer_of(arch: str, model_cfg: dict[str, Any]) -> str | None:
+    """:func:`unsupported_tokenizer` for a bare architecture name."""
+    return unsupported_tokenizer(f"{arch}/any", model_cfg)

@@ -36,7 +36,7 @@ class ClipEncoder:
     Attributes:
         name: the model, ``ARCH/TAG``.
         dim: the embedding size.
-        image_size: the side of the square model input (the height, for the rare non-square models).
+        image_size: the side of the square model input (the longer side, for the rare non-square models).
         device: ``"cpu"``, ``"cuda"`` or ``"mps"``.
         towers: the towers that are loaded.
     """
@@ -53,7 +53,8 @@ class ClipEncoder:
         self.name = spec.name
         self.dim = spec.embed_dim
         self.preprocess = Preprocess.from_cfg(spec.preprocess_cfg)
-        self.image_size = self.preprocess.size[0]
+        # The decode size asked of the decoder: the longer side of a non-square input covers both.
+        self.image_size = max(self.preprocess.size)
         self.device: str = device.device
         self.towers = towers
         self._half = device.half
@@ -100,9 +101,19 @@ class ClipEncoder:
         )
         return cls(spec=spec, model=model, tokenizer=tokenizer, device=choice, towers=wanted)
 
-    def prepare(self, image: Image.Image) -> np.ndarray:
-        """Turn a PIL image into the model input, float32 [3, S, S], exactly as open_clip would. Thread-safe."""
-        return self.preprocess(image)
+    def prepare(
+        self,
+        image: Image.Image,
+        *,
+        original_size: tuple[int, int] | None = None,
+        extent: tuple[float, float, float, float] | None = None,
+    ) -> np.ndarray:
+        """Turn a PIL image into the model input, float32 [3, H, W], exactly as open_clip would. Thread-safe.
+
+        ``original_size`` and ``extent`` (``DecodedPhoto.geometry``) place a reduced decode in the original
+        photo, so the resize geometry is the one of the full image.
+        """
+        return self.preprocess(image, original_size=original_size, extent=extent)
 
     def encode_images(self, batch: np.ndarray) -> np.ndarray:
         """Embed a batch of prepared images (float32 [n, 3, S, S]) into float32 [n, dim], unit length."""

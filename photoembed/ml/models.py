@@ -31,7 +31,6 @@ import logging
 import os
 import re
 import shutil
-import socket
 import tempfile
 import threading
 import time
@@ -212,7 +211,8 @@ class ModelStore:
         Args:
             file: a state dict (``.safetensors``, or ``.pt``/``.bin``/``.pth`` from ``torch.save``).
             name: ``ARCH/TAG``. Defaults to the name in a photoembed ``manifest.json`` beside the file, else
-                to ``ARCH/custom-<sha256[:12]>`` when ``config`` is given (ARCH from the config's file name).
+                to ``ARCH/custom-<sha256[:12]>`` when ``config`` is given (ARCH from the config's file name),
+                else to what :func:`identify` reads from the file (sidecar config, metadata, shapes).
             config: an open_clip model config JSON, for architectures open_clip does not ship. Either the
                 bare model config (``embed_dim``, ``vision_cfg``, ``text_cfg``) or the Hub's
                 ``open_clip_config.json`` (``model_cfg`` plus ``preprocess_cfg``).
@@ -221,6 +221,7 @@ class ModelStore:
             The installed model's name.
 
         Raises:
+            AmbiguousModelError: no name given and several architectures fit the file (``candidates``).
             KnownError: when the file is missing, unreadable, or not weights of that architecture.
         """
         file = Path(file).expanduser()
@@ -228,12 +229,10 @@ class ModelStore:
             raise KnownError(f"No weights file at {file}")
         if name is None:
             name, config = _from_sibling_manifest(file, config)
-        config_doc = _read_config(config) if config is not None else None
         if name is None and config is None:
-            raise KnownError(
-                f"Cannot tell which model {file.name} holds; name it with --model ARCH/TAG "
-                f"(for example --model {DEFAULT_MODEL}), see `photoembed model list`"
-            )
+            found = identify(file)
+            name, config = found.name, found.config
+        config_doc = _read_config(config) if config is not None else None
         provisional = name or f"{_arch_from_config_path(config)}/custom"  # type: ignore[arg-type]
         _validate(provisional, file, config_doc)
 
@@ -276,8 +275,8 @@ class ModelStore:
     ) -> Path:
         """Fetch the weights of an open_clip pretrained tag (Hugging Face Hub) into the download cache.
 
-        Interrupted downloads resume where they stopped on the next call (the Hub client keeps the
-        partial file).
+        The file is checked against the hub's published sha256 (a damaged file is deleted), and an
+        interrupted download resumes where it stopped on the next call (:mod:`photoembed.ml.download`).
 
         Args:
             name: ``ARCH/TAG`` with a TAG from open_clip's pretrained registry.
@@ -288,8 +287,8 @@ class ModelStore:
             The downloaded weights file.
 
         Raises:
-            KnownError: for an unknown tag, or when the Hub cannot be reached (offline machines are told to
-                use ``photoembed model install FILE``).
+            KnownError: for an unknown tag, a damaged download, or when the hub cannot be reached (one
+                sentence naming the proxy or DNS failure; offline machines are told to use ``model install``).
             Cancelled: when ``cancel`` was set.
         """
         arch, tag = split_name(name)
@@ -309,7 +308,7 @@ class ModelStore:
         if settings.get("hf_hub"):
             path = self._download_from_hub(name, str(settings["hf_hub"]), progress, cancel)
         elif settings.get("url"):
-            path = self._download_from_url(name, str(settings["url"]))
+            path = self._download_from_url(name, str(settings["url"]), progress, cancel)
         else:
             raise KnownError(f"open_clip lists no download location for {name}")
         self._record_download(name, path)
@@ -325,9 +324,11 @@ class ModelStore:
         progress: ProgressCallback | None,
         cancel: threading.Event | None,
     ) -> Path:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
+        import huggingface_hub.constants
+        from huggingface_hub import try_to_load_from_cache
         from open_clip.constants import HF_WEIGHTS_NAME
+
+        from photoembed.ml.download import NotOnServer, fetch
 
         # open_clip's convention (pretrained.download_pretrained): "org/repo/" means the default file,
         # "org/repo/file" a named one; a .safetensors twin is preferred when the repo has one.
@@ -336,51 +337,33 @@ class ModelStore:
         else:
             repo_id, filename = os.path.split(hf_hub)
         candidates = [*_safetensors_alternatives(filename), filename]
-        if not _hub_reachable():
-            # Without this check the Hub client retries each candidate file for ~35 s with backoff.
-            raise KnownError(_offline_message(name, repo_id))
-        bar_class = _progress_bar_class(progress, cancel)
-        cache_dir = self.downloads_dir / "huggingface"
-        missing: Exception | None = None
-        unreachable: Exception | None = None
         for candidate in candidates:
+            # A file an earlier photoembed fetched into the Hugging Face cache (looked up without network).
+            cached = try_to_load_from_cache(repo_id, candidate, cache_dir=self.downloads_dir / "huggingface")
+            if isinstance(cached, str) and Path(cached).is_file():
+                return Path(cached)
+        if _hub_offline_mode():
+            raise KnownError(_offline_message(name, repo_id))
+        endpoint = str(huggingface_hub.constants.ENDPOINT).rstrip("/")
+        folder = self.downloads_dir / "files" / slug(name)
+        for candidate in candidates:
+            url = f"{endpoint}/{repo_id}/resolve/main/{urllib.parse.quote(candidate)}"
             try:
-                return Path(
-                    hf_hub_download(
-                        repo_id=repo_id,
-                        filename=candidate,
-                        cache_dir=cache_dir,
-                        tqdm_class=bar_class,
-                        library_name="photoembed",
-                    )
-                )
-            except RemoteEntryNotFoundError as exc:  # the repo has no such file: try the next name
-                missing = exc
-            except LocalEntryNotFoundError as exc:
-                # Not in the cache, and offline mode (another candidate may be cached) or the Hub unreachable.
-                unreachable = exc
-                if not _hub_offline_mode():
-                    break
-            except Cancelled:
-                raise
-            except Exception as exc:
-                if _is_connection_error(exc):
-                    raise KnownError(_offline_message(name, repo_id)) from exc
-                raise KnownError(f"Could not download {name} from the Hugging Face Hub: {exc}") from exc
-        if unreachable is not None:
-            raise KnownError(_offline_message(name, repo_id)) from unreachable
-        raise KnownError(f"Could not download {name}: {missing}")
+                return fetch(url, folder / candidate, what=name, progress=progress, cancel=cancel)
+            except NotOnServer:
+                logger.debug("%s: no %s in %s", name, candidate, repo_id)
+        raise KnownError(f"Could not download {name}: {repo_id} holds none of {', '.join(candidates)}")
 
-    def _download_from_url(self, name: str, url: str) -> Path:
-        from open_clip.pretrained import download_pretrained_from_url
+    def _download_from_url(
+        self, name: str, url: str, progress: ProgressCallback | None, cancel: threading.Event | None
+    ) -> Path:
+        from photoembed.ml.download import fetch
 
-        try:
-            # No progress hook here: open_clip draws its own tqdm bar on stderr for these few URL-only tags.
-            return Path(download_pretrained_from_url(url, cache_dir=str(self.downloads_dir / "url")))
-        except Exception as exc:
-            if _is_connection_error(exc):
-                raise KnownError(_offline_message(name, None)) from exc
-            raise KnownError(f"Could not download {name} from {url}: {exc}") from exc
+        # open_clip's OpenAI URLs name the file's sha256 in their path (…/<sha256>/ViT-B-32.pt).
+        parts = url.rstrip("/").split("/")
+        expected = parts[-2] if len(parts) >= 2 and re.fullmatch(r"[0-9a-f]{64}", parts[-2]) else None
+        target = self.downloads_dir / "files" / slug(name) / parts[-1]
+        return fetch(url, target, what=name, progress=progress, cancel=cancel, expected_sha256=expected)
 
     # -- internals ------------------------------------------------------------------------------------
 
@@ -427,6 +410,74 @@ class ModelStore:
                     if weights.is_file():
                         found[manifest["name"]] = (weights, "installed")
         return found
+
+
+class AmbiguousModelError(KnownError):
+    """Several architectures fit a weights file; ``candidates`` are their ``ARCH/TAG`` names."""
+
+    def __init__(self, message: str, candidates: builtins.list[str]) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+@dataclass(frozen=True)
+class Identification:
+    """What a weights file was found to hold: a name (``config`` for a custom architecture) and how."""
+
+    name: str | None
+    config: Path | None
+    how: str
+
+
+def identify(file: Path) -> Identification:
+    """Tell which model a weights file holds, reading only the file (and a sidecar config).
+
+    In order: an ``open_clip_config.json`` beside it (open_clip's own folder layout), the safetensors
+    metadata (``open_clip_config`` JSON, or ``model_name``/``arch``), then the tensor shapes against every
+    architecture open_clip ships that photoembed can run. A curated model's architecture gets its curated
+    name; another architecture gets the tag ``local``.
+
+    Raises:
+        AmbiguousModelError: several architectures fit (``ViT-B-32`` and ``ViT-B-32-quickgelu`` have the
+            same shapes) and none is curated.
+        KnownError: nothing fits, or the file is not readable weights.
+    """
+    from photoembed.ml.build import checkpoint_shapes, identify_architectures
+
+    sidecar = file.parent / CONFIG_FILE
+    if sidecar.is_file():
+        return Identification(name=None, config=sidecar, how=f"its {CONFIG_FILE}")
+    shapes, metadata = checkpoint_shapes(file)
+    arch_hint = metadata.get("model_name") or metadata.get("arch")
+    embedded = metadata.get("open_clip_config")
+    if embedded:
+        # Named after the architecture, as install names custom architectures after their config file.
+        stem = re.sub(r"[^A-Za-z0-9._-]", "-", arch_hint or file.stem).strip(".-") or "custom"
+        config = Path(tempfile.mkdtemp(prefix="photoembed-config-")) / f"{stem}.json"
+        config.write_text(embedded, encoding="utf-8")
+        return Identification(name=None, config=config, how="its safetensors metadata")
+    candidates = [arch_hint] if arch_hint and builtin_model_cfg(arch_hint) else identify_architectures(shapes)
+    curated = [model.name for model in KNOWN_MODELS if split_name(model.name)[0] in candidates]
+    how = "its safetensors metadata" if arch_hint and candidates == [arch_hint] else "its tensor shapes"
+    if len(curated) == 1:
+        return Identification(name=curated[0], config=None, how=how)
+    if len(candidates) == 1:
+        return Identification(name=f"{candidates[0]}/local", config=None, how=how)
+    if not candidates:
+        raise KnownError(
+            f"Cannot tell which model {file.name} holds: its tensors fit no open_clip architecture photoembed "
+            f"supports; name it with --model ARCH/TAG (and --config JSON for a custom architecture)"
+        )
+    names = [f"{arch}/local" for arch in candidates]
+    raise AmbiguousModelError(
+        f"{file.name} fits several architectures ({', '.join(candidates)}); name it with --model ARCH/TAG",
+        names,
+    )
+
+
+def spec_for(name: str, weights: Path, config: Path | None = None) -> ModelSpec:
+    """The :class:`ModelSpec` of ``name`` with ``weights`` (benchmarks build random-weight copies with it)."""
+    return _make_spec(name, weights, config)
 
 
 def _make_spec(name: str, weights: Path, config: Path | None) -> ModelSpec:
@@ -566,67 +617,9 @@ def _hub_offline_mode() -> bool:
     return bool(huggingface_hub.constants.HF_HUB_OFFLINE)
 
 
-def _hub_reachable(timeout_s: float = 5.0) -> bool:
-    """A quick TCP connect to the Hub's endpoint; True when unsure (offline mode, proxies)."""
-    import huggingface_hub.constants
-
-    if _hub_offline_mode():
-        return True  # the client answers from its cache without touching the network
-    if any(os.environ.get(var) for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return True  # the proxy, not us, decides what is reachable
-    url = urllib.parse.urlsplit(huggingface_hub.constants.ENDPOINT)
-    if not url.hostname:
-        return True
-    try:
-        with socket.create_connection((url.hostname, url.port or 443), timeout=timeout_s):
-            return True
-    except OSError:
-        return False
-
-
 def _offline_message(name: str, repo_id: str | None) -> str:
     where = f" from https://huggingface.co/{repo_id}" if repo_id else ""
     return (
         f"Could not download {name}: this machine cannot reach the model hub; fetch the weights file{where} "
         f"on a machine with internet and run `photoembed model install FILE --model {name}`."
     )
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """True for the many shapes "no network" takes (DNS, refused, timeouts, offline mode)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, ConnectionError | TimeoutError):
-            return True
-        if type(current).__name__ in {"ConnectError", "ConnectTimeout", "URLError", "OfflineModeIsEnabled"}:
-            return True
-        current = current.__cause__ or current.__context__
-    return False
-
-
-def _progress_bar_class(progress: ProgressCallback | None, cancel: threading.Event | None) -> type[Any]:
-    """A tqdm subclass the Hub client draws its progress into: it forwards bytes and checks ``cancel``.
-
-    The Hub client treats a tqdm class that is not its own as fully in charge of its display, so this one
-    draws nothing (the CLI draws its own line from ``progress``).
-    """
-    from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs; a dependency of huggingface_hub
-
-    class _Bar(tqdm):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            kwargs.pop("name", None)
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
-            self.done = int(kwargs.get("initial") or 0)
-
-        def update(self, n: float | None = 1) -> bool | None:
-            if cancel is not None and cancel.is_set():
-                raise Cancelled("Download cancelled")
-            self.done += int(n or 0)
-            if progress is not None:
-                progress(self.done, int(self.total or 0))
-            return None
-
-    return _Bar

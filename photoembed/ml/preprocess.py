@@ -4,6 +4,13 @@ open_clip's own transform is a torchvision pipeline; running it in the decode po
 every worker and hold the GIL longer. This module performs the same operations in the same order (resize
 with PIL's filter, centre crop or pad, scale to [0, 1], normalise), so the arrays match open_clip's to float
 rounding (tests compare them; the tolerance is 1e-5).
+
+The geometry (resize target, crop offsets) is always computed from the ORIGINAL photo's size, which the
+decoder passes along with a possibly reduced decode (``original_size`` and ``extent``: where the original
+lies in the decoded image). The resize then reads its source box from the decoded image with Pillow's
+``resize(box=...)``: the same filter, centred on the same original positions, as a full decode followed by
+open_clip's transform, and only the pixels of the crop are computed (a 100000 x 1 strip never becomes a
+22-million-pixel-wide intermediate).
 """
 
 from __future__ import annotations
@@ -20,6 +27,9 @@ OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
 
 RESIZE_MODES = ("shortest", "longest", "squash")
+
+# Above this many pixels, even a full decode is resized through the crop box only (extreme aspect ratios).
+_FULL_RESIZE_PIXELS = 4_000_000
 
 
 @dataclass(frozen=True)
@@ -66,31 +76,92 @@ class Preprocess:
             fill_color=int(cfg.get("fill_color") or 0),
         )
 
-    def __call__(self, image: Image.Image) -> np.ndarray:
-        """Turn a PIL image into the model input, float32 [3, H, W]. Thread-safe."""
+    def __call__(
+        self,
+        image: Image.Image,
+        *,
+        original_size: tuple[int, int] | None = None,
+        extent: tuple[float, float, float, float] | None = None,
+    ) -> np.ndarray:
+        """Turn a PIL image into the model input, float32 [3, H, W]. Thread-safe.
+
+        Args:
+            image: the decoded photo, upright.
+            original_size: the original photo's (width, height); default: the image's own size.
+            extent: where the original lies in ``image`` (left, top, right, bottom), in its pixels;
+                default: the whole image.
+        """
         if image.mode != "RGB":
             image = image.convert("RGB")
-        height, width = self.size
+        width, height = original_size or image.size
+        if extent is None:
+            extent = (0.0, 0.0, float(image.size[0]), float(image.size[1]))
+        target_h, target_w = self.size
         resample = Image.Resampling.BILINEAR if self.interpolation == "bilinear" else Image.Resampling.BICUBIC
         if self.resize_mode == "squash":
-            image = _resize(image, (height, width), resample)
+            resized = (target_h, target_w)
         elif self.resize_mode == "longest":
-            image = _resize(image, _keep_ratio_size(image, (height, width), longest=True), resample)
-            image = _center_crop_or_pad(image, (height, width), self.fill_color)
-        elif height == width:
-            # torchvision's Resize(int): the short side becomes `height`, the long side is truncated.
-            w, h = image.size
-            short, long = (w, h) if w <= h else (h, w)
-            new_long = int(height * long / short)
-            image = _resize(image, (new_long, height) if w <= h else (height, new_long), resample)
-            image = _center_crop_or_pad(image, (height, width), 0)
+            resized = _keep_ratio_size((width, height), self.size, longest=True)
+        elif target_h == target_w:
+            # torchvision's Resize(int): the short side becomes the size, the long side is truncated.
+            short, long = (width, height) if width <= height else (height, width)
+            new_long = int(target_h * long / short)
+            resized = (new_long, target_h) if width <= height else (target_h, new_long)
         else:
             # open_clip builds ResizeKeepRatio(size) here without passing the interpolation: always bicubic.
-            image = _resize(image, _keep_ratio_size(image, (height, width), longest=False), Image.Resampling.BICUBIC)
-            image = _center_crop_or_pad(image, (height, width), 0)
-        array: np.ndarray = np.asarray(image, dtype=np.float32) / np.float32(255.0)
+            resized = _keep_ratio_size((width, height), self.size, longest=False)
+            resample = Image.Resampling.BICUBIC
+        new_h, new_w = resized
+        fill = self.fill_color if self.resize_mode == "longest" else 0
+        if self.resize_mode != "squash" and new_h >= target_h and new_w >= target_w:
+            # Centre crop (torchvision's offsets), read straight from the source through the resize box.
+            top = round((new_h - target_h) / 2.0)
+            left = round((new_w - target_w) / 2.0)
+            box = (left, top, left + target_w, top + target_h)
+            out = _resize_box(image, (target_h, target_w), box, resized, (width, height), extent, resample)
+        else:
+            out = _resize_box(image, resized, (0, 0, new_w, new_h), resized, (width, height), extent, resample)
+            if self.resize_mode != "squash":
+                out = _center_crop_or_pad(out, (target_h, target_w), fill)
+        array: np.ndarray = np.asarray(out, dtype=np.float32) / np.float32(255.0)
         array = (array - np.asarray(self.mean, dtype=np.float32)) / np.asarray(self.std, dtype=np.float32)
         return np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def _resize_box(
+    image: Image.Image,
+    out_hw: tuple[int, int],
+    box: tuple[int, int, int, int],
+    resized_hw: tuple[int, int],
+    original: tuple[int, int],
+    extent: tuple[float, float, float, float],
+    resample: Image.Resampling,
+) -> Image.Image:
+    """The pixels ``box`` of the original resized to ``resized_hw``, computed from ``image``."""
+    left, top, right, bottom = extent
+    scale_x = (right - left) / resized_hw[1]
+    scale_y = (bottom - top) / resized_hw[0]
+    source = (
+        left + box[0] * scale_x,
+        top + box[1] * scale_y,
+        left + box[2] * scale_x,
+        top + box[3] * scale_y,
+    )
+    full_decode = image.size == original and extent == (0.0, 0.0, float(original[0]), float(original[1]))
+    if full_decode and resized_hw[0] * resized_hw[1] <= _FULL_RESIZE_PIXELS:
+        # Resize then crop, exactly as open_clip's transform (the box path below can differ by one level
+        # in a few pixels, from rounding in Pillow's fixed-point coefficients).
+        if resized_hw != (original[1], original[0]):
+            image = image.resize((resized_hw[1], resized_hw[0]), resample)
+        return image.crop(box) if box != (0, 0, *image.size) else image
+    # Pillow checks the box against the image size; rounding can overshoot by a hair.
+    source = (
+        max(0.0, source[0]),
+        max(0.0, source[1]),
+        min(float(image.size[0]), source[2]),
+        min(float(image.size[1]), source[3]),
+    )
+    return image.resize((out_hw[1], out_hw[0]), resample, box=source)
 
 
 def _triple(values: float | Sequence[float]) -> tuple[float, float, float]:
@@ -100,15 +171,9 @@ def _triple(values: float | Sequence[float]) -> tuple[float, float, float]:
     return first, second, third
 
 
-def _resize(image: Image.Image, size_hw: tuple[int, int], resample: Image.Resampling) -> Image.Image:
-    if image.size == (size_hw[1], size_hw[0]):
-        return image
-    return image.resize((size_hw[1], size_hw[0]), resample)
-
-
-def _keep_ratio_size(image: Image.Image, target_hw: tuple[int, int], *, longest: bool) -> tuple[int, int]:
-    """open_clip's ResizeKeepRatio.get_params without the random (training-only) factors."""
-    width, height = image.size
+def _keep_ratio_size(original: tuple[int, int], target_hw: tuple[int, int], *, longest: bool) -> tuple[int, int]:
+    """open_clip's ResizeKeepRatio.get_params without the random (training-only) factors: (height, width)."""
+    width, height = original
     ratio_h = height / target_hw[0]
     ratio_w = width / target_hw[1]
     ratio = max(ratio_h, ratio_w) if longest else min(ratio_h, ratio_w)

@@ -3,9 +3,12 @@
 Text prompts: CLIP was trained on captions, and a bare label embeds worse than a caption-like sentence.
 The CLIP paper (Radford et al. 2021, section 3.1.4) measured "A photo of a {label}." against the bare label
 as +1.3 points of ImageNet accuracy, and open_clip's zero-shot templates are built the same way. So a short
-phrase without its own framing ("dog", "a dog on the beach", "red car") is embedded as
-``a photo of {phrase}.``; a longer sentence, or a phrase that already says what kind of picture it is
-("a painting of ...", "screenshot of ..."), is embedded as typed. See :func:`prompt_for`.
+phrase without its own framing ("dog", "a dog on the beach", "red car") is embedded with CLIP's own
+template, ``a photo of a {label}.`` ("a photo of a dog.", "a photo of a red car."); the article is left
+out when the phrase brings its own ("a dog on the beach", "two cats", "my bike") or is plural ("red
+cars"), and is "an" before a vowel ("a photo of an apple."); a longer sentence, or a phrase that already
+says what kind of picture it is ("a painting of ...", "screenshot of ..."), is embedded as typed.
+See :func:`prompt_for`.
 
 Thread contract: a :class:`SearchService` may be called from one worker thread at a time (the encoders
 it is given belong to the thread that calls them); the catalog and the vector index are thread-safe.
@@ -34,7 +37,16 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-PROMPT_TEMPLATE = "a photo of {}."
+PROMPT_TEMPLATE = "a photo of a {}."  # CLIP's (Radford et al. 2021, 3.1.4)
+_BARE_TEMPLATE = "a photo of {}."
+# First words that already play the article's part.
+_DETERMINERS = frozenset(
+    {
+        "a", "an", "the", "this", "that", "these", "those", "my", "your", "his", "her", "its", "our",
+        "their", "some", "any", "many", "several", "few", "one", "two", "three", "four", "five", "six",
+        "seven", "eight", "nine", "ten", "no", "every", "each",
+    }
+)
 PROMPT_MAX_WORDS = 6
 # Phrases that already say what kind of picture they want are left alone.
 _FRAMED = re.compile(
@@ -74,7 +86,18 @@ def prompt_for(text: str) -> str:
         return phrase
     if _FRAMED.search(phrase) or phrase[-1] in ".!?":
         return phrase
+    words = phrase.split()
+    first, head = words[0].lower(), words[-1].lower()
+    if first in _DETERMINERS or first[0].isdigit() or (_plural(head) and len(words) <= 3):
+        return _BARE_TEMPLATE.format(phrase)
+    if first[0] in "aeiou":
+        return PROMPT_TEMPLATE.replace("a {}", "an {}").format(phrase)
     return PROMPT_TEMPLATE.format(phrase)
+
+
+def _plural(word: str) -> bool:
+    """A rough English plural test for the head noun of a short phrase ("cars", "puppies"; not "glass")."""
+    return len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is", "ous"))
 
 
 class SearchService:
@@ -201,7 +224,7 @@ class SearchService:
             decoded = self._decode(data, name=path.name, min_side=encoder.image_size, mtime=mtime)
         except KnownError as exc:  # DecodeError: empty, not an image, damaged, too large
             raise KnownError(f"Cannot use {path} as a query photo: {exc}") from exc
-        pixels = encoder.prepare(decoded.image)
+        pixels = encoder.prepare(decoded.image, **decoded.geometry)
         return np.asarray(encoder.encode_images(pixels[None])[0], dtype=np.float32)
 
     def _stored_vector(self, model: str, path: Path) -> np.ndarray | None:

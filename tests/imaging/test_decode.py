@@ -77,14 +77,17 @@ def test_gif_first_frame() -> None:
 def test_heic_full_and_embedded_thumbnail() -> None:
     register_heif()
     data = encode(quadrants((1200, 800)), "HEIF", quality=90, thumbnails=[256])
-    small = decode(data, "IMG_0001.HEIC", min_side=128)
-    # The 256 px embedded thumbnail, not the full image (which would be reduced to 200x134).
+    small = decode(data, "IMG_0001.HEIC", min_side=64)
+    # The 256 px embedded thumbnail: at least 2x the 64 px model input.
     assert small.image.size[0] == 256
     assert min(small.image.size) >= 128
+    assert small.extent == (0.0, 0.0, *small.image.size)
     assert (small.info.format, small.info.width, small.info.height) == ("heic", 1200, 800)
     assert all(close(a, e) for a, e in zip(quadrant_colours(small.image), UPRIGHT, strict=True))
+    middle = decode(data, "photo.heif", min_side=128)
+    assert middle.image.size == (1200, 800)  # 256x171 is >= 128 but not 2x: the full image
     large = decode(data, "photo.heif", min_side=400)
-    assert large.image.size == (600, 400)  # thumbnail too small: full decode, halved
+    assert large.image.size == (1200, 800)  # thumbnail too small: full decode
     assert (large.info.format, large.info.width, large.info.height) == ("heif", 1200, 800)
 
 
@@ -133,11 +136,13 @@ def test_exif_orientation_jpeg_with_draft(orientation: int) -> None:
 @pytest.mark.parametrize(
     ("size", "min_side", "scale"),
     [
-        ((1000, 600), 100, 4),
-        ((600, 2000), 224, 2),
-        ((4000, 3000), 224, 8),
-        ((2000, 450), 224, 2),
-        ((448, 448), 224, 2),
+        ((1000, 600), 100, 2),
+        ((600, 2000), 224, 1),
+        ((4000, 3000), 224, 4),
+        ((8000, 6000), 224, 8),
+        ((2000, 450), 224, 1),
+        ((896, 896), 224, 2),
+        ((895, 895), 224, 1),
         ((300, 200), 224, 1),
     ],
 )
@@ -155,15 +160,18 @@ def test_jpeg_draft_keeps_shortest_side(
     monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
     data = encode(quadrants(size), "JPEG", quality=85)
     result = decode(data, "d.jpg", min_side=min_side)
-    assert scales == [scale]
-    assert min(result.image.size) >= min(min_side, min(size))
-    assert min(result.image.size) < 2 * min_side
+    assert scales == ([scale] if min(size) >= 2 * min_side else [])
+    assert min(result.image.size) >= min(2 * min_side, min(size))
+    assert min(result.image.size) < 4 * min_side or scale == 1
     assert (result.info.width, result.info.height) == size
+    assert result.extent == (0.0, 0.0, size[0] / scale, size[1] / scale)
 
 
-def test_large_png_is_reduced_but_not_below_min_side() -> None:
+def test_large_png_is_kept_full_size() -> None:
+    # No box reduce before open_clip's bicubic resize: that is what made PNG drift from the reference.
     result = decode(encode(quadrants((1000, 700)), "PNG"), "big.png", min_side=224)
-    assert result.image.size == (334, 234)  # reduced by 3
+    assert result.image.size == (1000, 700)
+    assert result.extent == (0.0, 0.0, 1000.0, 700.0)
     assert quadrant_colours(result.image) == UPRIGHT
 
 
@@ -379,7 +387,7 @@ def test_real_photos(shared_data: Path) -> None:
             size = header.size
         assert (result.info.width, result.info.height) == size
         assert result.image.mode == "RGB"
-        assert 224 <= min(result.image.size) < 448
+        assert min(448, min(size)) <= min(result.image.size) < 896 or min(size) < 896
         ratio = result.image.size[0] / result.image.size[1]
         assert ratio == pytest.approx(size[0] / size[1], rel=0.02)
 
@@ -399,3 +407,72 @@ def test_real_odd_files(shared_data: Path) -> None:
         assert result.image.mode == "RGB"
         decoded += 1
     assert decoded >= len(files) - 2
+
+
+# --------------------------------------------------------------- hostile sizes (issue 9, item 13)
+
+
+def test_extreme_aspect_png_is_refused_with_a_reason() -> None:
+    # A 100000x1 PNG is a few hundred bytes; resizing its short side to 224 would need ~15 GB.
+    data = encode(Image.new("RGB", (100_000, 1), RED), "PNG")
+    assert len(data) < 2000
+    with pytest.raises(DecodeError, match=r"^extreme aspect ratio: 100000x1 px \(limit 100:1\)$"):
+        decode(data, "strip.png", min_side=224)
+
+
+def test_extreme_aspect_jpeg_is_refused_with_a_reason() -> None:
+    data = encode(Image.new("RGB", (65_000, 2), BLUE), "JPEG")
+    with pytest.raises(DecodeError, match=r"^extreme aspect ratio: 65000x2 px"):
+        decode(data, "strip.jpg", min_side=224)
+
+
+def test_wide_panorama_within_the_limit_decodes() -> None:
+    result = decode(encode(Image.new("RGB", (4000, 200), GREEN), "JPEG"), "pano.jpg", min_side=224)
+    assert (result.info.width, result.info.height) == (4000, 200)
+
+
+def _patch_jpeg_size(data: bytes, width: int, height: int) -> bytes:
+    """Rewrite the SOF0 frame size of a baseline JPEG (what a crafted or truncated header claims)."""
+    sof = data.index(b"\xff\xc0")
+    return data[: sof + 5] + struct.pack(">HH", height, width) + data[sof + 9 :]
+
+
+def test_jpeg_whose_header_claims_far_more_pixels_than_it_holds_is_truncated() -> None:
+    small = encode(Image.new("RGB", (16, 16), RED), "JPEG", quality=50)
+    data = _patch_jpeg_size(small, 14_000, 14_000)
+    assert len(data) < 1000
+    # Pillow alone decodes it as a 196 MP grey image (libjpeg only warns about the missing data).
+    with pytest.raises(DecodeError, match=r"^truncated JPEG: \d+ bytes cannot hold the 14000x14000 px"):
+        decode(data, "claims.jpg", min_side=224)
+
+
+def test_uniform_progressive_jpeg_is_not_mistaken_for_truncated() -> None:
+    # The tightest honest JPEGs: one flat colour, optimised Huffman tables, progressive and grey.
+    for mode in ("RGB", "L"):
+        data = encode(Image.new(mode, (2000, 1500), 0), "JPEG", progressive=True, optimize=True, quality=30)
+        result = decode(data, "flat.jpg", min_side=224)
+        assert (result.info.width, result.info.height) == (2000, 1500)
+
+
+# ------------------------------------------------------------ geometry of the reduced decodes
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4, 5, 6, 7, 8])
+def test_extent_places_the_original_in_a_reduced_jpeg(orientation: int) -> None:
+    # 1003 x 605 at 1/4 decodes to 251 x 152: the rounding lands on the right or bottom edge, and
+    # a flip moves it to the left or top, which the extent has to follow.
+    upright = Image.new("RGB", (1003, 605), WHITE)
+    stored = upright.transpose(INVERSE[orientation]) if INVERSE[orientation] else upright
+    data = encode(stored, "JPEG", quality=90, exif=make_exif(orientation=orientation))
+    result = decode(data, "e.jpg", min_side=75)
+    assert (result.info.width, result.info.height) == (1003, 605)
+    assert result.image.size == (251, 152)
+    left, top, right, bottom = result.extent
+    assert right - left == pytest.approx(1003 / 4)
+    assert bottom - top == pytest.approx(605 / 4)
+    # The stored image's rounding (right and bottom edges), seen in the upright frame: 251 - 1003/4 on x,
+    # 152 - 605/4 on y, on the side each transposition moves those edges to.
+    expected = {1: (0, 0), 2: (1, 0), 3: (1, 1), 4: (0, 1), 5: (0, 0), 6: (1, 0), 7: (1, 1), 8: (0, 1)}
+    shifted_x, shifted_y = expected[orientation]
+    assert left == pytest.approx(0.25 * shifted_x)
+    assert top == pytest.approx(0.75 * shifted_y)

@@ -22,7 +22,7 @@ def preview(size: tuple[int, int], **params: object) -> tuple[bytes, tuple[int, 
 def test_large_enough_preview_is_used_and_turned_upright() -> None:
     data = make_dng((512, 384), orientation=6, preview=preview((320, 240)))
     result = decode_photo(data, name="IMG_0001.DNG", min_side=100, mtime=MTIME)
-    assert result.image.size == (120, 160)  # the 320x240 preview, upright, halved
+    assert result.image.size == (240, 320)  # the 320x240 preview, upright (halving it would leave < 2x)
     assert close(result.image.getpixel((60, 80)), PREVIEW_COLOUR, tolerance=8)  # type: ignore[arg-type]
     info = result.info
     assert (info.format, info.width, info.height) == ("raw-dng", 384, 512)
@@ -31,7 +31,7 @@ def test_large_enough_preview_is_used_and_turned_upright() -> None:
 
 def test_small_preview_falls_back_to_the_raw_data() -> None:
     data = make_dng((512, 384), orientation=6, preview=preview((160, 120)))
-    result = decode_photo(data, name="a.dng", min_side=300, mtime=MTIME)
+    result = decode_photo(data, name="a.dng", min_side=150, mtime=MTIME)
     width, height = result.image.size
     assert min(width, height) >= 300
     assert height > width
@@ -56,13 +56,13 @@ def test_preview_with_its_own_orientation_is_not_turned_twice() -> None:
     stored = preview((320, 240), exif=make_exif(orientation=6))
     data = make_dng((512, 384), orientation=6, preview=stored)
     result = decode_photo(data, name="c.dng", min_side=100, mtime=MTIME)
-    assert result.image.size == (120, 160)
+    assert result.image.size == (240, 320)
 
 
 def test_upright_preview_of_a_turned_raw_is_left_alone() -> None:
     data = make_dng((512, 384), orientation=6, preview=preview((240, 320)))  # already portrait
     result = decode_photo(data, name="d.dng", min_side=100, mtime=MTIME)
-    assert result.image.size == (120, 160)
+    assert result.image.size == (240, 320)
 
 
 @pytest.mark.parametrize("name", ["x.nef", "x.cr2", "x.arw", "x.cr3", "x.raf"])
@@ -81,14 +81,16 @@ def test_raw_bomb_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.mark.parametrize(
-    ("size", "min_side", "expected"),
+    ("size", "need", "expected"),
     [
-        (None, 224, False),
-        ((300, 200), 224, False),
-        ((224, 400), 224, True),
-        ((1616, 1080), 224, True),
-        ((1616, 1080), 0, False),  # full size asked for: demosaic
+        (None, (448, 299), False),
+        ((300, 200), (448, 299), False),
+        ((320, 240), (448, 336), False),  # a 320x240 preview is >= 224 but not 2x a 224 px model
+        ((448, 299), (448, 299), True),
+        ((299, 448), (448, 299), True),  # stored in sensor orientation
+        ((1616, 1080), (448, 299), True),
+        ((1616, 1080), (6000, 4000), False),  # full size asked for: demosaic
     ],
 )
-def test_choose_raw_preview(size: tuple[int, int] | None, min_side: int, expected: bool) -> None:
-    assert choose_raw_preview(size, min_side=min_side) is expected
+def test_choose_raw_preview(size: tuple[int, int] | None, need: tuple[int, int], expected: bool) -> None:
+    assert choose_raw_preview(size, need=need) is expected

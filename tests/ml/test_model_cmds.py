@@ -118,3 +118,40 @@ def test_download_offline(home: Path, monkeypatch: pytest.MonkeyPatch, capsys: p
     err = capsys.readouterr().err
     assert f"photoembed model install FILE --model {DEFAULT_MODEL}" in err
     assert err.count("\n") == 1
+
+
+@pytest.mark.model
+def test_install_asks_when_several_architectures_fit(
+    home: Path, tiny_model: TinyModel, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a terminal the user picks one; off a terminal the one-sentence error stands."""
+    import io
+
+    from photoembed.ml import models
+
+    chosen = f"{TINY_MODEL_ARCH}/seed0"
+    calls: list[str | None] = []
+    real_install = models.ModelStore.install
+
+    def install(self: models.ModelStore, file: Path, *, name: str | None = None, config: Path | None = None) -> str:
+        calls.append(name)
+        if name is None:
+            raise models.AmbiguousModelError("x fits several architectures (a, b); name it", ["a/local", chosen])
+        return real_install(self, file, name=name, config=tiny_model.config_path)
+
+    monkeypatch.setattr(models.ModelStore, "install", install)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Terminal("2\n"))
+    assert main(["--home", str(home), "model", "install", str(tiny_model.weights_path)]) == 0
+    assert calls == [None, chosen]
+    assert "2. " + chosen in capsys.readouterr().err
+
+    calls.clear()
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))  # not a terminal
+    assert main(["--home", str(home), "model", "install", str(tiny_model.weights_path)]) != 0
+    assert calls == [None]
+    assert "fits several architectures" in capsys.readouterr().err

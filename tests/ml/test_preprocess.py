@@ -6,6 +6,7 @@ pixels, so differences are float32 rounding in the scale-and-normalise step only
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -70,3 +71,46 @@ def test_encoder_prepare_matches_the_models_preprocess_cfg(tiny_encoder: ClipEnc
 def test_rejects_unknown_resize_mode() -> None:
     with pytest.raises(ValueError, match="resize_mode"):
         Preprocess.from_cfg({"size": 32, "resize_mode": "stretch"})
+
+
+def _edges(size: tuple[int, int], seed: int) -> Image.Image:
+    """A sharp-edged test card: misplacing the resize by half a pixel shows as large differences."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w]
+    card = ((xx // 37 + yy // 23) % 2 * 180 + 40).astype(np.float32)
+    colour = rng.uniform(0.5, 1.0, size=3).astype(np.float32)
+    return Image.fromarray(np.clip(card[..., None] * colour, 0, 255).astype(np.uint8))
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("orientation", [1, 3, 6, 7])
+@pytest.mark.parametrize("config", [{"size": 64}, {"size": (40, 56)}, {"size": 48, "resize_mode": "squash"}])
+def test_reduced_decode_matches_a_full_decode_through_open_clip(orientation: int, config: dict[str, Any]) -> None:
+    """decode_photo's reduced JPEG + Preprocess(geometry) against full decode + open_clip's transform."""
+    from open_clip.transform import PreprocessCfg, image_transform_v2
+
+    from photoembed.imaging.decode import decode_photo
+    from photoembed.imaging.metadata import apply_orientation
+    from tests.imaging.test_decode import INVERSE
+    from tests.imaging.test_metadata import make_exif
+
+    upright = _edges((1003, 605), seed=orientation)
+    method = INVERSE[orientation]
+    stored = upright.transpose(method) if method is not None else upright
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=95, exif=make_exif(orientation=orientation))
+    data = buffer.getvalue()
+    ours = Preprocess.from_cfg(config)
+    reduced = decode_photo(data, name="p.jpg", min_side=ours.size, mtime=0.0)
+    assert reduced.image.size[0] < 1003  # really reduced
+    full = decode_photo(data, name="p.jpg", min_side=0, mtime=0.0)
+    with Image.open(io.BytesIO(data)) as reference_image:
+        reference_image.load()
+        assert apply_orientation(reference_image.convert("RGB"), orientation).size == full.image.size
+    expected = image_transform_v2(PreprocessCfg(**config), is_train=False)(full.image).numpy()
+    got = ours(reduced.image, **reduced.geometry)
+    naive = ours(reduced.image)  # geometry from the rounded reduced size
+    error = float(np.abs(got - expected).mean())
+    assert error < 0.03, error  # JPEG DCT scaling is not a bicubic filter: small, not zero
+    assert error < float(np.abs(naive - expected).mean()) or config.get("resize_mode") == "squash"

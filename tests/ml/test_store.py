@@ -131,11 +131,13 @@ def test_unknown_architecture_needs_a_config(empty_store: ModelStore, tiny_model
         empty_store.install(tiny_model.weights_path, name="no-such-arch/x")
 
 
-def test_unnamed_file_without_config_is_refused(empty_store: ModelStore, tmp_path: Path) -> None:
+@pytest.mark.model
+def test_unnamed_file_that_is_not_weights_is_refused(empty_store: ModelStore, tmp_path: Path) -> None:
     file = tmp_path / "open_clip_pytorch_model.bin"
     file.write_bytes(b"\0" * 10)
-    with pytest.raises(KnownError, match="--model ARCH/TAG"):
+    with pytest.raises(KnownError, match="is not a weights file photoembed can read"):
         empty_store.install(file)
+    assert not empty_store.models_dir.exists() or not any(empty_store.models_dir.iterdir())
 
 
 def test_missing_file_is_a_known_error(empty_store: ModelStore, tmp_path: Path) -> None:
@@ -205,39 +207,85 @@ def test_download_cancelled_before_start(empty_store: ModelStore) -> None:
         empty_store.download(DEFAULT_MODEL, cancel=cancel)
 
 
-def test_download_progress_bar_forwards_bytes_and_cancels() -> None:
-    from photoembed.ml.models import _progress_bar_class
 
-    seen: list[tuple[int, int]] = []
-    cancel = threading.Event()
-    bar_class = _progress_bar_class(lambda done, total: seen.append((done, total)), cancel)
-    with bar_class(total=300, initial=100, unit="B", desc="weights") as bar:
-        bar.update(50)
-        bar.update(150)
-        cancel.set()
-        with pytest.raises(Cancelled):
-            bar.update(1)
-    assert seen == [(150, 300), (300, 300)]
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("name", "needs"),
+    [
+        ("ViT-B-16-SigLIP/webli", "the Hugging Face tokenizer timm/ViT-B-16-SigLIP"),
+        ("ViT-B-16-SigLIP2/webli", "the Hugging Face tokenizer timm/ViT-B-16-SigLIP2"),
+        ("ViT-L-14-CLIPA/datacomp1b", "the Hugging Face tokenizer bert-base-uncased"),
+        ("ViT-H-14-worldwide/metaclip2_worldwide", "the Hugging Face tokenizer facebook/xlm-v-base"),
+    ],
+)
+def test_install_refuses_architectures_needing_a_tokenizer_photoembed_lacks(
+    empty_store: ModelStore, tiny_model: TinyModel, name: str, needs: str
+) -> None:
+    with pytest.raises(KnownError) as caught:
+        empty_store.install(tiny_model.weights_path, name=name)
+    message = str(caught.value)
+    assert message.startswith(f"{name} needs {needs}, which photoembed does not ship")
+    assert "\n" not in message
+    # Refused before anything was copied: no models folder, no staging folder.
+    assert not empty_store.models_dir.exists() or not any(empty_store.models_dir.iterdir())
 
 
 @pytest.mark.model
-def test_download_without_network_fails_fast(empty_store: ModelStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    """No proxy, no offline mode, and the Hub's host unreachable: one clear error, no retry loop."""
-    import huggingface_hub
-    import huggingface_hub.constants
+def test_install_without_a_name_reads_open_clips_folder_layout(
+    empty_store: ModelStore, tmp_path: Path, tiny_model: TinyModel
+) -> None:
+    """open_clip's own layout: open_clip_model.safetensors beside open_clip_config.json."""
+    folder = tmp_path / "my-tiny"
+    folder.mkdir()
+    written = write_tiny_model(tmp_path / "src", fmt="safetensors")
+    weights = folder / "open_clip_model.safetensors"
+    weights.write_bytes(written.weights_path.read_bytes())
+    config = {"model_cfg": json.loads(written.config_path.read_text()), "preprocess_cfg": {}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config), encoding="utf-8")
+    name = empty_store.install(weights)
+    assert name.startswith("my-tiny/custom-")
+    assert ClipEncoder.load(empty_store, name, device="cpu", threads=1, towers=("image",)).dim == 32
 
-    from photoembed.ml import models
 
-    def unreachable(*args: object, **kwargs: object) -> None:
-        raise OSError("Name or service not known")
+@pytest.mark.model
+def test_install_without_a_name_reads_safetensors_metadata(empty_store: ModelStore, tmp_path: Path) -> None:
+    import torch
+    from safetensors.torch import load_file, save_file
 
-    def must_not_be_called(*args: object, **kwargs: object) -> None:
-        raise AssertionError("the Hub client was called although the Hub is unreachable")
+    written = write_tiny_model(tmp_path / "src", fmt="safetensors")
+    tensors = load_file(str(written.weights_path))
+    bare = tmp_path / "weights.safetensors"
+    config = json.dumps({"model_cfg": json.loads(written.config_path.read_text())})
+    save_file(tensors, str(bare), metadata={"open_clip_config": config, "model_name": TINY_MODEL_ARCH})
+    assert isinstance(next(iter(tensors.values())), torch.Tensor)
+    name = empty_store.install(bare)
+    assert name.startswith(f"{TINY_MODEL_ARCH}/custom-")
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
-    for var in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setattr(models.socket, "create_connection", unreachable)
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", must_not_be_called)
-    with pytest.raises(KnownError, match="cannot reach the model hub"):
-        empty_store.download(DEFAULT_MODEL)
+
+@pytest.mark.model
+@pytest.mark.parametrize(
+    ("arch", "expected"),
+    [
+        ("ViT-B-32", DEFAULT_MODEL),  # ViT-B-32 and its quickgelu twin fit; the curated model decides
+        ("MobileCLIP2-S0", "MobileCLIP2-S0/dfndr2b"),
+        ("ViT-L-14", None),  # ViT-L-14 or ViT-L-14-quickgelu: ask
+    ],
+)
+def test_identify_by_tensor_shapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, arch: str, expected: str | None
+) -> None:
+    """The shapes of each architecture (built on the meta device: no 600 MB file in a test)."""
+    from photoembed.ml import build
+    from photoembed.ml.models import AmbiguousModelError, identify
+
+    shapes = build.model_shapes(build.builtin_model_cfg(arch) or {})
+    monkeypatch.setattr(build, "checkpoint_shapes", lambda path: (shapes, {}))
+    file = tmp_path / "open_clip_model.safetensors"
+    file.write_bytes(b"")
+    if expected is None:
+        with pytest.raises(AmbiguousModelError) as caught:
+            identify(file)
+        assert caught.value.candidates == [f"{arch}/local", f"{arch}-quickgelu/local"]
+    else:
+        found = identify(file)
+        assert (found.name, found.how) == (expected, "its tensor shapes")
