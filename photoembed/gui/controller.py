@@ -497,9 +497,15 @@ class LibraryController(QObject):
         def deferred() -> Any:
             return _DeferredImageEncoder(library.settings.model)
 
-        def on_pool_error(error: TaskError) -> None:
-            if error.message != _NEEDS_IMAGE_MODEL:
-                on_error(error)
+        def on_pool() -> SearchResults | _NeedsWorker:
+            try:
+                return run(deferred)
+            except NeedsImageModel:
+                return _NEEDS_WORKER  # the photo has no stored vector: only the worker may run the model
+
+        def on_pool_result(value: SearchResults | _NeedsWorker) -> None:
+            if not isinstance(value, _NeedsWorker):
+                on_result(value)
                 return
             self.submit_task(
                 "search-photo",
@@ -508,7 +514,7 @@ class LibraryController(QObject):
                 on_failed=on_error,
             )
 
-        self.read_pool.submit(lambda: run(deferred), on_result, on_pool_error, priority=10, tag="search")
+        self.read_pool.submit(on_pool, on_pool_result, on_error, priority=10, tag="search")
 
     def _search_service(self, library: Library, image_provider: Callable[[], Any]) -> SearchService:
         from photoembed.imaging.decode import decode_photo
@@ -711,18 +717,33 @@ _WATCH_LABELS = {
 }
 
 
+class NeedsImageModel(Exception):
+    """The query needs the image model, which only the library worker runs.
+
+    Deliberately not a :class:`KnownError`: services re-wrap a KnownError into a message for the user, and
+    this one must reach :meth:`LibraryController.search` by its type, untouched.
+    """
+
+
+class _NeedsWorker:
+    """The read pool's answer when a query must move to the library worker."""
+
+
+_NEEDS_WORKER = _NeedsWorker()
+
+
 class _DeferredImageEncoder:
     """Stands in for the image encoder on the read pool: its name is enough to use a stored vector.
 
-    Anything that would run the image model raises, and the query moves to the library worker, the only
-    thread that runs the image tower.
+    Anything that would run the image model raises :class:`NeedsImageModel`, and the query moves to the
+    library worker, the only thread that runs the image tower.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __getattr__(self, attribute: str) -> Any:
-        raise KnownError(_NEEDS_IMAGE_MODEL)
+        raise NeedsImageModel(attribute)
 
 
 def take_snapshot(library: Library) -> LibrarySnapshot:
