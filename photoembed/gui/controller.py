@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from photoembed.config import Paths, Settings
 from photoembed.errors import Cancelled, KnownError
 from photoembed.gui.models import RootRow
-from photoembed.gui.thumbnails import Loader, ThumbnailProvider, load_qimage
+from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, load_qimage
 from photoembed.gui.workers import BackgroundPool, Job, TaskContext, TaskError, TaskRunner
 
 if TYPE_CHECKING:
@@ -130,7 +130,8 @@ class LibraryController(QObject):
                                          force_sync=force_sync)
         self.analysis_pool = BackgroundPool(self, threads=1, name="duplicates", force_sync=force_sync)
         self._cluster_cancel: threading.Event | None = None
-        self.thumbnails = ThumbnailProvider(self.thumb_pool, loader=thumbnail_loader, parent=self)
+        self.thumbnails = ThumbnailProvider(self.thumb_pool, loader=thumbnail_loader,
+                                            disk=DiskThumbnailCache(paths.thumbnails), parent=self)
         self.index = IndexState()
         self.watch_enabled = watch and not force_sync  # a watch loop never ends: tests sync once instead
         self._live_job: Job | None = None

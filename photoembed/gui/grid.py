@@ -52,7 +52,7 @@ class PhotoGrid(QListView):
     open_requested = Signal(int)
     similar_requested = Signal(str)
 
-    def __init__(self, thumb_size: int, *, show_score: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, thumb_size: int, *, show_score: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setResizeMode(QListView.ResizeMode.Adjust)

@@ -131,11 +131,12 @@ class MainWindow(QMainWindow):
 
         self.sidebar = Sidebar(controller, self)
         self.sidebar.add_requested.connect(self.choose_folder)
+        self.sidebar.folder_chosen.connect(self._folder_chosen)
         self.search = SearchView(controller, self)
         self.dupes = DuplicatesView(controller, self)
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.search, theme.icon("search"), "Search")
+        self.tabs.addTab(self.search, theme.icon("image"), "Photos")
         self.tabs.addTab(self.dupes, theme.icon("duplicates"), "Duplicates")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.empty = EmptyState(controller, self)
@@ -177,7 +178,9 @@ class MainWindow(QMainWindow):
                                          self.status_area._pause_clicked)
         self._action(library, "warning", "&Unreadable photos…", None, self.status_area.show_failures)
         library.addSeparator()
-        self._action(library, "settings", "&Settings…", QKeySequence.StandardKey.Preferences, self.open_settings)
+        settings = self._action(library, "settings", "&Settings…", QKeySequence.StandardKey.Preferences,
+                                self.open_settings)
+        settings.setShortcuts([QKeySequence(QKeySequence.StandardKey.Preferences), QKeySequence("Ctrl+,")])
         library.addSeparator()
         self._action(library, "close", "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -200,6 +203,11 @@ class MainWindow(QMainWindow):
         menu.addAction(action)  # type: ignore[attr-defined]
         self.addAction(action)
         return action
+
+    def _folder_chosen(self, folder: object) -> None:
+        """A folder (or "All photos") was clicked in the sidebar: the library view shows it."""
+        self.tabs.setCurrentWidget(self.search)
+        self.search.show_folder(Path(str(folder)) if folder else None)
 
     def focus_search(self) -> None:
         if self.stack.currentWidget() is self.tabs:
