@@ -608,6 +608,18 @@ class LibraryController(QObject):
 
         self.submit_task("undo", task, on_result=done, on_failed=on_error)
 
+    def plan_selection_trash(
+        self, paths: Sequence[Path], callback: Callable[[SelectionPlan], None]
+    ) -> None:
+        """What moving chosen photos to the trash would do, under the duplicates' safety rules (pool).
+
+        Each chosen photo becomes a two-photo cluster with another copy of the same content that stays (and
+        that is not chosen too), so the dedup service plans, checks, journals and undoes the move exactly as
+        for duplicates. A photo without another copy, or in a protected folder, is refused, never moved.
+        """
+        chosen = list(paths)
+        self.read(lambda library: _plan_selection(self._dedup_service(library), library, chosen), callback)
+
     def mark_not_duplicates(self, cluster: Cluster, on_result: Callable[[int], None]) -> None:
         """Remember that the cluster's photos are not duplicates (respected by later runs)."""
         library = self.require()
@@ -745,6 +757,51 @@ class _DeferredImageEncoder:
 
     def __getattr__(self, attribute: str) -> Any:
         raise NeedsImageModel(attribute)
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """A trash plan for chosen photos, and the chosen photos it refuses (with the reason, in words)."""
+
+    plan: TrashPlan
+    refused: list[tuple[Path, str]]
+
+
+def _plan_selection(service: DedupService, library: Library, paths: Sequence[Path]) -> SelectionPlan:
+    """Pool thread: see :meth:`LibraryController.plan_selection_trash`."""
+    from photoembed.dedup.records import Cluster, ClusterPhoto
+    from photoembed.storage.browse import copies_by_hash
+
+    catalog = library.catalog
+    protected = [p.resolve() for p in service.protected_folders()]
+    photos = []
+    refused: list[tuple[Path, str]] = []
+    for path in paths:
+        photo = catalog.photo_by_path(path)
+        if photo is None or not photo.ok or photo.content_hash is None:
+            refused.append((path, "not a readable photo of the library"))
+        elif any(photo.path.is_relative_to(folder) for folder in protected):
+            refused.append((photo.path, "in a protected folder"))
+        else:
+            photos.append(photo)
+    chosen = {p.path for p in photos}
+    copies = copies_by_hash(catalog, [p.content_hash for p in photos if p.content_hash])
+    clusters = []
+    for photo in photos:
+        keepers = [c for c in copies.get(photo.content_hash or "", []) if c.path not in chosen]
+        if not keepers:
+            refused.append((photo.path, "no other copy of it stays in the library"))
+            continue
+        keeper = keepers[0]
+        clusters.append(Cluster("selection", (
+            ClusterPhoto(photo_id=keeper.photo_id, path=keeper.path, size=keeper.size, mtime_ns=keeper.mtime_ns,
+                         content_hash=keeper.content_hash, keep=True, reason="another copy, kept",
+                         match="keeper", score=1.0, protected=False),
+            ClusterPhoto(photo_id=photo.id, path=photo.path, size=photo.size, mtime_ns=photo.mtime_ns,
+                         content_hash=photo.content_hash, keep=False, reason="your choice",
+                         match="identical", score=1.0, protected=False),
+        )))
+    return SelectionPlan(service.plan_trash(clusters), refused)
 
 
 def take_snapshot(library: Library) -> LibrarySnapshot:

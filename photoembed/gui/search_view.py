@@ -19,19 +19,21 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from photoembed.dedup.records import TrashPlan
 from photoembed.gui import theme
 from photoembed.gui.browse import DateScrubber
-from photoembed.gui.controller import LibraryController, LibrarySnapshot, library_date_range
+from photoembed.gui.controller import LibraryController, LibrarySnapshot, SelectionPlan, library_date_range
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
-from photoembed.gui.viewer import PhotoViewer
+from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
 from photoembed.imaging.formats import is_photo_name
 from photoembed.search.filters import SearchFilters
@@ -188,6 +190,13 @@ class SearchView(QWidget):
         self.grid.setModel(self.grid_model)
         self.grid.open_requested.connect(self.open_row)
         self.grid.similar_requested.connect(lambda p: self.search_photo(Path(p)))
+        self.grid.trash_requested.connect(self.trash_photos)
+        self.undo_button = QPushButton(theme.icon("undo"), "Undo", self)
+        self.undo_button.setToolTip("Put back the photos just moved to the trash")
+        self.undo_button.setVisible(False)
+        self.undo_button.clicked.connect(self.undo_trash)
+        self._last_batch: int | None = None
+        self._viewer: PhotoViewer | None = None
         self.grid.verticalScrollBar().valueChanged.connect(lambda _v: self._follow_scroll())
         self.scrubber = DateScrubber(self)
         self.scrubber.jump_requested.connect(self.jump_to_row)
@@ -225,6 +234,7 @@ class SearchView(QWidget):
         heading.addWidget(self.when)
         heading.addStretch(1)
         heading.addWidget(self.summary)
+        heading.addWidget(self.undo_button)
         layout.addLayout(heading)
         layout.addWidget(self.stack, 1)
         self._browse_debounce = QTimer(self)
@@ -539,13 +549,109 @@ class SearchView(QWidget):
 
     # -- viewing -------------------------------------------------------------------------------------
 
-    def open_row(self, row: int) -> None:
+    def open_row(self, row: int) -> PhotoViewer | None:
         count = self.grid_model.rowCount()
         if not 0 <= row < count:
-            return
+            return None
         viewer = PhotoViewer(self.controller, path_at=self.grid_model.path, count=count, start=row, parent=self)
         viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer.similar_requested.connect(lambda p: self.search_photo(Path(p)))
+        viewer.trash_requested.connect(self.trash_photos)
+        viewer.position_changed.connect(
+            lambda r: self.grid.setCurrentIndex(self.grid_model.index(r)) if r < self.grid_model.rowCount() else None
+        )
+        viewer.destroyed.connect(lambda _obj=None: setattr(self, "_viewer", None))
+        self._viewer = viewer
         viewer.show()
+        return viewer
+
+    # -- trash ---------------------------------------------------------------------------------------
+
+    def ask_confirmation(self, plan: TrashPlan, refused: list[tuple[Path, str]]) -> bool:
+        """Ask before moving photos to the trash (tests replace this)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Move to trash")
+        n = plan.files
+        box.setText(f"Move {n:,} photo{'s' if n != 1 else ''} ({human_bytes(plan.bytes)}) to the trash?")
+        detail = "Another copy of each stays in your library. You can undo this, or restore them from the trash."
+        if refused:
+            detail += f"\n\n{len(refused):,} of the chosen photos stay where they are: " + "; ".join(
+                f"{p.name}: {why}" for p, why in refused[:4]) + ("…" if len(refused) > 4 else "")
+        box.setInformativeText(detail)
+        box.setStandardButtons(QMessageBox.StandardButton.Cancel)
+        move = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is move
+
+    def explain_refusal(self, refused: list[tuple[Path, str]]) -> None:
+        """Nothing of the selection can move: say why (tests replace this)."""
+        lines = "\n".join(f"• {p.name}: {why}" for p, why in refused[:8])
+        QMessageBox.information(
+            self, "Move to trash",
+            "photoembed only moves a photo to the trash when another copy of it stays in your library, and "
+            f"never one in a protected folder, so nothing was moved:\n\n{lines}",
+        )
+
+    def trash_photos(self, paths: list[Path]) -> None:
+        """Move chosen photos to the trash, under the duplicates' safety rules, after asking."""
+        if not paths or self.controller.library is None:
+            return
+        self.status.emit(f"Checking {len(paths):,} photo{'s' if len(paths) != 1 else ''}…")
+        self.controller.plan_selection_trash(paths, self._selection_planned)
+
+    def _selection_planned(self, selection: SelectionPlan) -> None:
+        plan = selection.plan
+        if not plan.items:
+            self.status.emit("Nothing was moved to the trash")
+            self.explain_refusal(selection.refused)
+            return
+        if not self.ask_confirmation(plan, selection.refused):
+            self.status.emit("Nothing was moved to the trash")
+            return
+        self.controller.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
+                              on_error=self._trash_failed)
+
+    def _trashed(self, batch: int, plan: TrashPlan) -> None:
+        self._last_batch = batch
+        self.undo_button.setVisible(True)
+        n = plan.files
+        self.status.emit(f"Moved {n:,} photo{'s' if n != 1 else ''} ({human_bytes(plan.bytes)}) to the trash — "
+                         "Undo puts them back")
+        gone = {item.photo_id for item in plan.items}
+        viewer = self._viewer
+        if viewer is not None:
+            position = viewer.position
+            ids = [int(i) for i in self.grid_model.ids() if int(i) not in gone]
+            keep = [r for r in range(self.grid_model.rowCount()) if self.grid_model.photo_id(r) not in gone]
+            paths = [self.grid_model.path(r) for r in keep]
+            if ids:
+                viewer.set_source(lambda r: paths[r], len(paths), min(position, len(paths) - 1))
+            else:
+                viewer.close()
+
+    def _trash_failed(self, error: TaskError) -> None:
+        self.status.emit(error.message)
+        QMessageBox.warning(self, "Move to trash", error.message)
+
+    def undo_trash(self) -> None:
+        if self._last_batch is None:
+            return
+        batch = self._last_batch
+        self.undo_button.setEnabled(False)
+        self.controller.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
+
+    def _undone(self, paths: list[Path]) -> None:
+        self._last_batch = None
+        self.undo_button.setEnabled(True)
+        self.undo_button.setVisible(False)
+        self.status.emit(f"Put back {len(paths):,} photo{'s' if len(paths) != 1 else ''} from the trash")
+
+    def _undo_failed(self, error: TaskError) -> None:
+        self.undo_button.setEnabled(True)
+        self.status.emit(error.message)
+        QMessageBox.warning(self, "Undo", error.message)
 
 
 def _resolved(path: Path) -> Path:

@@ -9,6 +9,7 @@ same rows, for a date scrubber.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,3 +107,30 @@ def month_buckets(dates: np.ndarray) -> list[MonthBucket]:
         key = int(keys[start])
         buckets.append(MonthBucket(key // 12, key % 12 + 1, start, end - start))
     return buckets
+
+
+@dataclass(frozen=True)
+class CopyRow:
+    """A readable photo with a given content (for "is there another copy?")."""
+
+    photo_id: int
+    path: Path
+    size: int
+    mtime_ns: int
+    content_hash: str
+
+
+def copies_by_hash(catalog: Catalog, hashes: Sequence[str]) -> dict[str, list[CopyRow]]:
+    """Every readable photo of each content hash, oldest row first. Read-only."""
+    found: dict[str, list[CopyRow]] = {}
+    unique = sorted(set(hashes))
+    for start in range(0, len(unique), 500):  # SQLite's parameter limit
+        chunk = unique[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for pid, path, size, mtime_ns, digest in catalog.db.execute(
+            "SELECT id, path, size, mtime_ns, content_hash FROM photos"
+            f" WHERE state = 'ok' AND content_hash IN ({marks}) ORDER BY id",
+            chunk,
+        ):
+            found.setdefault(digest, []).append(CopyRow(pid, Path(path), size, mtime_ns, digest))
+    return found

@@ -8,11 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from pytestqt.qtbot import QtBot
 
 from photoembed.config import Paths
+from photoembed.dedup.records import TrashPlan
 from photoembed.gui.controller import LibraryController
 from photoembed.gui.main_window import MainWindow
 from photoembed.gui.models import MonthRole, RelevanceRole
@@ -180,3 +181,79 @@ def test_a_restart_shows_thumbnails_from_the_disk_cache_without_decoding(
     qtbot.waitUntil(lambda: changed in decoded, timeout=WAIT_MS)
     assert decoded[13:] == [changed]
     window.close()
+
+
+def test_viewer_keys_move_through_the_grid_and_escape_closes(
+    live_window: MainWindow, live_controller: LibraryController, photos: Path, qtbot: QtBot
+) -> None:
+    live_controller.open(then_add=[photos])
+    view = live_window.search
+    qtbot.waitUntil(lambda: view.grid_model.rowCount() == 13, timeout=WAIT_MS)
+    viewer = view.open_row(0)
+    assert viewer is not None
+    qtbot.waitUntil(lambda: viewer._fields["Dimensions"].text().startswith("320 × 240"), timeout=WAIT_MS)
+    assert viewer._fields["Camera"].text() == "not recorded"
+    assert viewer._fields["Place"].text() == "no position recorded"
+    assert not viewer.prev_button.isEnabled()
+
+    viewer.activateWindow()
+    qtbot.keyClick(viewer, Qt.Key.Key_Right)
+    qtbot.keyClick(viewer, Qt.Key.Key_Right)
+    assert viewer.position == 2
+    assert viewer.current_path == view.grid_model.path(2)
+    assert view.grid.currentIndex().row() == 2  # the grid follows
+    qtbot.keyClick(viewer, Qt.Key.Key_Left)
+    assert viewer.position == 1
+    qtbot.keyClick(viewer, Qt.Key.Key_End)
+    assert viewer.position == 12
+    assert not viewer.next_button.isEnabled()
+    qtbot.mouseClick(viewer.prev_button, Qt.MouseButton.LeftButton)
+    assert viewer.position == 11
+
+    qtbot.waitUntil(lambda: viewer.image.label.pixmap() is not None and not viewer.image.label.pixmap().isNull(),
+                    timeout=WAIT_MS)
+    qtbot.keyClick(viewer, Qt.Key.Key_1)
+    assert viewer.zoom_label.text() == "100%"
+    qtbot.keyClick(viewer, Qt.Key.Key_F)
+    assert viewer.zoom_label.text() == "Fit"
+
+    with qtbot.waitSignal(viewer.finished, timeout=5000):
+        qtbot.keyClick(viewer, Qt.Key.Key_Escape)
+
+
+def test_multi_select_trash_and_undo(
+    live_window: MainWindow, live_controller: LibraryController, photos: Path, qtbot: QtBot
+) -> None:
+    live_controller.open(then_add=[photos])
+    view = live_window.search
+    qtbot.waitUntil(lambda: view.grid_model.rowCount() == 13, timeout=WAIT_MS)
+    asked: list[int] = []
+    refusals: list[list[tuple[Path, str]]] = []
+
+    def confirm(plan: TrashPlan, refused: list[tuple[Path, str]]) -> bool:
+        asked.append(plan.files)
+        refusals.append(refused)
+        return True
+
+    view.ask_confirmation = confirm  # type: ignore[method-assign]
+    model = view.grid_model
+    rows = {model.path(r).name: r for r in range(model.rowCount())}
+    selection = view.grid.selectionModel()
+    for name in ("img00.jpg", "img05.jpg"):
+        selection.select(model.index(rows[name]), QItemSelectionModel.SelectionFlag.Select)
+    view.grid.setFocus()
+    qtbot.keyClick(view.grid, Qt.Key.Key_Delete)
+
+    qtbot.waitUntil(lambda: view.undo_button.isVisible(), timeout=WAIT_MS)
+    assert asked == [1]  # img00 has a copy that stays; img05 is the only one of its kind
+    assert [(p.name, why) for p, why in refusals[0]] == [("img05.jpg", "no other copy of it stays in the library")]
+    assert not (photos / "img00.jpg").exists()
+    assert (photos / "copy-of-img00.jpg").exists()
+    assert (photos / "img05.jpg").exists()
+    assert live_window.status_area.message.text().endswith("Undo puts them back")
+    qtbot.waitUntil(lambda: model.rowCount() == 12, timeout=WAIT_MS)  # the grid follows the library
+
+    qtbot.mouseClick(view.undo_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: (photos / "img00.jpg").exists() and not view.undo_button.isVisible(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: model.rowCount() == 13, timeout=WAIT_MS)
+    assert live_window.status_area.message.text() == "Put back 1 photo from the trash"
