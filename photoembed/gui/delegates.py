@@ -139,6 +139,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
 
     @staticmethod
     def _paint_badge(painter: QPainter, box: QRect, text: str, *, left: bool = False) -> None:
+        painter.save()  # the badge's bold font and white pen must not leak into the caption
         font = QFont(painter.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         font.setBold(True)
@@ -152,6 +153,7 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.setFont(font)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class RootDelegate(QStyledItemDelegate):
