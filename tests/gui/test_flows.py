@@ -257,3 +257,21 @@ def test_multi_select_trash_and_undo(
     qtbot.waitUntil(lambda: (photos / "img00.jpg").exists() and not view.undo_button.isVisible(), timeout=WAIT_MS)
     qtbot.waitUntil(lambda: model.rowCount() == 13, timeout=WAIT_MS)
     assert live_window.status_area.message.text() == "Put back 1 photo from the trash"
+
+
+def test_a_second_instance_on_the_same_library_raises_the_first(qtbot: QtBot, home: Path, tmp_path: Path) -> None:
+    from photoembed.gui.instance import SingleInstance
+
+    data = Paths.resolve(home).data
+    first = SingleInstance(data)
+    assert first.acquire()
+    second = SingleInstance(data)
+    with qtbot.waitSignal(first.activated, timeout=10_000):
+        assert not second.acquire()  # it woke the first one instead
+    other_library = SingleInstance(tmp_path / "another-home" / "data")
+    assert other_library.acquire()  # another library is another app
+    other_library.release()
+    first.release()
+    third = SingleInstance(data)
+    assert third.acquire()  # released: the next launch opens it
+    third.release()
