@@ -224,6 +224,7 @@ class MainWindow(QMainWindow):
             return
         dialog = SettingsDialog(self.controller, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.view_changed.connect(self.search.apply_view_settings)
         dialog.open()
 
     def _about(self) -> None:

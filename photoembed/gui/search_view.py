@@ -96,7 +96,6 @@ class SearchField(QLineEdit):
             super().dropEvent(event)
 
 
-RAW_SCORES_KEY = "view/raw_scores"  # QSettings: show raw cosine scores on results (off by default)
 
 
 class SearchView(QWidget):
@@ -185,8 +184,7 @@ class SearchView(QWidget):
         self.model_panel.setVisible(False)
 
         self.grid_model = PhotoGridModel(controller.thumbnails, thumb_size=THUMB_SIZE, parent=self)
-        raw = QSettings().value(RAW_SCORES_KEY, False)
-        self.grid = PhotoGrid(THUMB_SIZE, show_score=raw in (True, "true", 1, "1"), parent=self)
+        self.grid = PhotoGrid(THUMB_SIZE, show_score=raw_scores_wanted(), parent=self)
         self.grid.setModel(self.grid_model)
         self.grid.open_requested.connect(self.open_row)
         self.grid.similar_requested.connect(lambda p: self.search_photo(Path(p)))
@@ -315,6 +313,11 @@ class SearchView(QWidget):
     def browsing(self) -> bool:
         """Whether the grid shows the library by date (no query)."""
         return not self._has_query()
+
+    def apply_view_settings(self) -> None:
+        """The raw-scores choice changed in Settings."""
+        self.grid.delegate.show_score = raw_scores_wanted()
+        self.grid.viewport().update()
 
     def show_folder(self, folder: Path | None) -> None:
         """Show one library folder (None: every folder); a running query is narrowed to it too."""
@@ -652,6 +655,11 @@ class SearchView(QWidget):
         self.undo_button.setEnabled(True)
         self.status.emit(error.message)
         QMessageBox.warning(self, "Undo", error.message)
+
+
+def raw_scores_wanted() -> bool:
+    """Whether Settings asks for raw cosine scores on results."""
+    return QSettings().value(theme.RAW_SCORES_KEY, False) in (True, "true", 1, "1")
 
 
 def _resolved(path: Path) -> Path:

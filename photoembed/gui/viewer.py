@@ -384,7 +384,7 @@ class PhotoViewer(QDialog):
 
     def _update_zoom_label(self) -> None:
         if self.image.zoom is None:
-            self.zoom_label.setText("Fit")
+            self.zoom_label.setText("")  # the Fit button says it
         else:
             self.zoom_label.setText(f"{self.image.zoom * 100:.0f}%")
 

@@ -279,3 +279,34 @@ def test_date_filter_defaults_to_the_librarys_range(
     assert window.search.from_date.date().toPython() == first
     assert window.search.to_date.date().toPython() == last
     assert not window.search.from_date.isEnabled()
+
+
+def test_ctrl_comma_opens_settings_and_view_choices_apply(
+    window: MainWindow, controller: LibraryController, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from photoembed.gui import theme
+    from photoembed.gui.settings_dialog import SettingsDialog
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    controller.open()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, SettingsDialog) and w.isVisible()]
+    assert len(dialogs) == 1
+    dialog = dialogs[0]
+    dialog.appearance.setCurrentIndex(dialog.appearance.findData("dark"))
+    dialog.raw_scores.setChecked(True)
+    dialog.accept()
+    assert theme.appearance() == "dark"
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    assert window.search.grid.delegate.show_score
+    QSettings().setValue(theme.APPEARANCE_KEY, "system")
+    QSettings().setValue(theme.RAW_SCORES_KEY, False)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    theme.apply_theme(app)
