@@ -100,8 +100,10 @@ class DropOverlay(QFrame):
 
     def show_for(self, text: str) -> None:
         highlight = self.palette().color(self.palette().ColorRole.Highlight)
+        window = self.palette().color(self.palette().ColorRole.Window)
+        # Nearly opaque: the text of the page below must not show through the overlay's own text.
         self.setStyleSheet(
-            f"#dropOverlay {{ background: rgba({highlight.red()}, {highlight.green()}, {highlight.blue()}, 40);"
+            f"#dropOverlay {{ background: rgba({window.red()}, {window.green()}, {window.blue()}, 235);"
             f" border: 3px dashed {highlight.name()}; border-radius: 14px; }}"
         )
         self.label.setText(text)

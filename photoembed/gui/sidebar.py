@@ -149,7 +149,9 @@ class Sidebar(QWidget):
         counted = f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
         activity = indexing_text(self.controller.index.last) if self.controller.index.running else ""
         self.total.setText(activity or counted)
-        self.model.set_activity(activity)
+        # The sync's N/M counts the whole library: a folder's row only says that indexing runs, beside its
+        # own count (each folder showing the library's "16/36" read as that folder's progress).
+        self.model.set_activity(activity.split("…")[0] + "…" if activity else "")
         self.total.setToolTip(counted if activity else "")
 
     def _all_photos(self) -> None:
