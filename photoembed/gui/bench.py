@@ -354,6 +354,36 @@ def bench_library_view(photos: Sequence[Path], count: int, work: Path) -> None:
         _out(f"  restart decoded {results[1][3]} of the {results[0][3]} originals the first run decoded")
 
 
+def bench_quit(photos: Sequence[Path], work: Path) -> None:
+    """Closing the window while it watches the folders: how long until every thread has stopped."""
+    from PySide6.QtWidgets import QApplication
+
+    from photoembed.config import Paths
+    from photoembed.gui.app import create_application
+    from photoembed.gui.controller import LibraryController
+    from photoembed.gui.main_window import MainWindow
+
+    app = create_application([])
+    home = work / "home-quit"
+    shutil_rmtree(home)
+    controller = LibraryController(Paths.resolve(home), watch=True)
+    window = MainWindow(controller)
+    window.show()
+    controller.open(then_add=[photos[0].parent])
+    deadline = time.perf_counter() + 600
+    while time.perf_counter() < deadline and not (
+        controller.watching and not controller.index.running and controller.last_snapshot is not None
+        and controller.last_snapshot.ok >= len(photos)
+    ):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    t0 = time.perf_counter()
+    window.close()
+    _out(f"quit while watching {len(photos):,} photos (idle): window closed and every thread joined in "
+         f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+    app.processEvents()
+
+
 def shutil_rmtree(folder: Path) -> None:
     import shutil
 
@@ -366,7 +396,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=int, default=100_000, help="grid size to scroll (default 100000)")
     parser.add_argument("--workdir", type=Path, help="where to generate photos (kept and reused)")
     parser.add_argument("--library", type=int, default=100_000, help="photos in the library view (default 100000)")
-    parser.add_argument("--only", choices=("library",), help="run only this part")
+    parser.add_argument("--only", choices=("library", "quit"), help="run only this part")
     parser.add_argument("--home", type=Path, help="photoembed home to use (default: a fresh temporary one); "
                         "put model weights there to measure indexing with the model")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -379,11 +409,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only == "library":
             bench_library_view(photos, args.library, work)
             return 0
+        if args.only == "quit":
+            bench_quit(photos, work)
+            return 0
         bench_window_shown(Path(tmp) / "home-window")
         home = args.home or Path(tmp) / "home-index"
         bench_indexing_stall(home, work / "photos")
         bench_grid_scroll(photos, args.results)
         bench_library_view(photos, args.library, work)
+        bench_quit(photos, work)
     return 0
 
 

@@ -174,6 +174,10 @@ class LibraryController(QObject):
     def shutdown(self) -> None:
         """Stop every job (the batch in flight finishes), then close the library. GUI thread only."""
         self._snapshot_timer.stop()
+        self._live_wanted = False
+        if self._watch_service is not None:
+            self._watch_service.stop()  # wakes its idle wait at once (a cancel alone is seen within a second)
+        self.thumbnails.forget_pending()
         self.runner.shutdown()
         if self._cluster_cancel is not None:
             self._cluster_cancel.set()
