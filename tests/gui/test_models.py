@@ -130,3 +130,18 @@ def test_browse_grid_model_with_months_and_stamps(qtmodeltester: ModelTester, tm
     model.set_results([7, 8], ["/x/a.jpg", "/x/b.jpg"], [0.31, 0.29])
     qtmodeltester.check(model, force_py=True)
     assert [model.index(r).data(RelevanceRole) for r in range(2)] == [1.0, 0.0]
+
+
+def test_selection_copy_and_export_list(qtbot: QtBot, tmp_path: Path) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    from photoembed.gui.grid import copy_files, write_path_list
+
+    chosen = [tmp_path / "a b.jpg", tmp_path / "ç.jpg"]
+    copy_files(chosen)
+    mime = QGuiApplication.clipboard().mimeData()
+    assert [Path(u.toLocalFile()) for u in mime.urls()] == chosen
+    assert mime.text().splitlines() == [str(p) for p in chosen]
+    listing = tmp_path / "list.txt"
+    write_path_list(listing, chosen)
+    assert listing.read_text(encoding="utf-8").splitlines() == [str(p) for p in chosen]
