@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QDate, QPoint, QSettings, Qt, QTimer, Signal
@@ -43,6 +44,7 @@ from photoembed.storage.browse import BrowseListing, photos_by_date
 logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 250
+BROWSE_DEBOUNCE_MS = 400  # the least time between two re-listings of the library while it changes
 THUMB_SIZE = 176
 PAGE = 200
 
@@ -237,7 +239,7 @@ class SearchView(QWidget):
         layout.addWidget(self.stack, 1)
         self._browse_debounce = QTimer(self)
         self._browse_debounce.setSingleShot(True)
-        self._browse_debounce.setInterval(400)
+        self._browse_debounce.setInterval(BROWSE_DEBOUNCE_MS)
         self._browse_debounce.timeout.connect(self.load_browse)
 
         self._debounce = QTimer(self)
@@ -339,10 +341,16 @@ class SearchView(QWidget):
         request = self._browse_request
         folder = self.folder.currentData()
         root = Path(folder) if folder else None
-        self.controller.read(
-            lambda library: photos_by_date(library.catalog, root=root),
-            lambda listing: self._browse_ready(request, folder or "", listing),
-        )
+        started = time.monotonic()
+
+        def done(listing: BrowseListing) -> None:
+            # While photos keep arriving, re-list at most every few listing-times: at 100k photos one listing
+            # takes a second or more of the read pool, which searches share.
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self._browse_debounce.setInterval(int(max(BROWSE_DEBOUNCE_MS, 4 * elapsed_ms)))
+            self._browse_ready(request, folder or "", listing)
+
+        self.controller.read(lambda library: photos_by_date(library.catalog, root=root), done)
 
     def _browse_ready(self, request: int, folder: str, listing: BrowseListing) -> None:
         if request != self._browse_request:
