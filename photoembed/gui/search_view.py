@@ -219,7 +219,18 @@ class SearchView(QWidget):
         grid_layout.addWidget(self.scrubber)
         self.grid_page = grid_page
         self.stack = QStackedWidget(self)
-        self.stack.addWidget(self.message)
+        self.retry = QPushButton(theme.icon("refresh"), "Try again", self)
+        self.retry.setToolTip("Run the query again (after fixing what the message says)")
+        self.retry.clicked.connect(self._run_now)
+        self.retry.setVisible(False)
+        message_page = QWidget(self)
+        message_layout = QVBoxLayout(message_page)
+        message_layout.addStretch(1)
+        message_layout.addWidget(self.message)
+        message_layout.addWidget(self.retry, 0, Qt.AlignmentFlag.AlignHCenter)
+        message_layout.addStretch(1)
+        self.message_page = message_page
+        self.stack.addWidget(message_page)
         self.stack.addWidget(grid_page)
 
         self.summary = QLabel(self)
@@ -539,6 +550,7 @@ class SearchView(QWidget):
         self.summary.setText("")
         self.when.setText("")
         self._show_message(error.message)
+        self.retry.setVisible(error.known)  # a known problem (unreadable photo, bad query) can be fixed and retried
 
     def _show_message(self, text: str | None = None) -> None:
         if text is None:
@@ -554,7 +566,8 @@ class SearchView(QWidget):
             else:
                 text = "Add a folder of photos to start searching."
         self.message.setText(text)
-        self.stack.setCurrentWidget(self.message)
+        self.retry.setVisible(False)
+        self.stack.setCurrentWidget(self.message_page)
         self.scrubber.setVisible(False)
         self.more.setVisible(False)
 

@@ -275,3 +275,21 @@ def test_a_second_instance_on_the_same_library_raises_the_first(qtbot: QtBot, ho
     third = SingleInstance(data)
     assert third.acquire()  # released: the next launch opens it
     third.release()
+
+
+def test_an_unreadable_query_photo_says_why_and_offers_to_try_again(
+    live_window: MainWindow, live_controller: LibraryController, photos: Path, tmp_path: Path, qtbot: QtBot
+) -> None:
+    live_controller.open(then_add=[photos])
+    qtbot.waitUntil(lambda: indexed(live_controller, 12), timeout=WAIT_MS)
+    broken = tmp_path / "elsewhere" / "broken.jpg"
+    broken.parent.mkdir()
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    view = live_window.search
+    view.search_photo(broken)
+    qtbot.waitUntil(lambda: view.retry.isVisible(), timeout=WAIT_MS)
+    assert view.message.text().startswith(f"Cannot use {broken}")
+    make_photo(broken, seed=7)  # the user fixes the file, then tries again
+    qtbot.mouseClick(view.retry, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: view.grid_model.rowCount() == 13, timeout=WAIT_MS)
+    assert not view.retry.isVisible()
