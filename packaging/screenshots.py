@@ -11,7 +11,8 @@ re-encoded copies, an identical copy, a crop and burst variants as duplicates; `
 Flickr8k (research use only: local use, never commit its screenshots). It installs the tiny random-weight
 test model (tests/tiny_clip.py) so that search runs end to end (its ranking is meaningless: real weights are
 not available offline), and saves: first run, indexing, search results, the photo viewer, duplicates, the
-move-to-trash confirmation's result with undo, the failures dialog and the settings dialog.
+move-to-trash confirmation's result with undo, the failures dialog and the settings dialog. The first image,
+``01-library``, is the home page: the library view of every photo by month, taken once the photos are indexed.
 """
 
 from __future__ import annotations
@@ -204,6 +205,7 @@ def main() -> int:
     from photoembed.gui.main_window import MainWindow
     from photoembed.gui.settings_dialog import SettingsDialog
     from photoembed.gui.status import FailuresDialog
+    from photoembed.gui.viewer import PhotoViewer
 
     app = create_application([])
     controller = LibraryController(Paths.resolve(home), watch=True)
@@ -226,7 +228,7 @@ def main() -> int:
         return True
 
     # 1. First run: no folder, no model.
-    then(lambda: controller.last_snapshot is not None, lambda: shot(window, "01-first-run"))
+    then(lambda: controller.last_snapshot is not None, lambda: shot(window, "02-first-run"))
     # 2. The model arrives (installed from a file), a folder is dropped: indexing.
     def add_folder() -> None:
         install_tiny_model(home)
@@ -243,26 +245,31 @@ def main() -> int:
         if not taken and progress.phase == "index" and progress.done >= 16:
             taken.append("02")
             window.status_area.show_progress(progress)
-            shot(window, "02-indexing")
+            shot(window, "03-indexing")
     then(always, add_folder)
-    # 3. Search.
-    then(lambda: not controller.index.running and controller.last_snapshot is not None
-         and controller.last_snapshot.embedded >= expected,
-         lambda: (window.tabs.setCurrentWidget(window.search), window.search.search_text(query)))
-    then(lambda: window.search.grid_model.rowCount() > 20, lambda: None)
     def thumbnails_settled() -> bool:
         return len(controller.thumbnails) > 0 and controller.thumbnails.pending() == 0
-    then(thumbnails_settled, lambda: shot(window, "03-search"))
+    # 1 (saved first in the list): the library view, the home page, once everything is indexed.
+    then(lambda: not controller.index.running and controller.last_snapshot is not None
+         and controller.last_snapshot.embedded >= expected
+         and window.search.grid_model.rowCount() >= expected - 2,
+         lambda: window.tabs.setCurrentWidget(window.search))
+    then(thumbnails_settled, lambda: shot(window, "01-library"))
+    # 3. Search.
+    then(always, lambda: window.search.search_text(query))
+    then(lambda: window.search.grid_model.rowCount() > 20 and not window.search.browsing, lambda: None)
+    then(thumbnails_settled, lambda: shot(window, "04-search"))
     # 4. The viewer.
     def open_viewer() -> None:
         window.search.open_row(1)
     then(always, open_viewer)
     def viewer() -> QWidget | None:
-        found = [w for w in QApplication.topLevelWidgets() if w.isVisible() and w.windowTitle().endswith(".jpg")]
+        found = [w for w in QApplication.topLevelWidgets() if w.isVisible() and isinstance(w, PhotoViewer)]
         return found[0] if found else None
     then(lambda: viewer() is not None and viewer().findChildren(QWidget) is not None  # type: ignore[union-attr]
-         and "Loading" not in viewer().image.text(), lambda: None)  # type: ignore[union-attr]
-    then(always, lambda: (shot(viewer(), "04-viewer"), viewer().close()))  # type: ignore[arg-type,union-attr]
+         and "Loading" not in viewer().image.label.text()  # type: ignore[union-attr]
+         and "…" not in viewer()._fields["Camera"].text(), lambda: None)  # type: ignore[union-attr]
+    then(always, lambda: (shot(viewer(), "05-viewer"), viewer().close()))  # type: ignore[arg-type,union-attr]
     # 5. Duplicates.
     # The tiny test model's vectors are random, so its "similar shots" mean nothing: show the tiers that do
     # not depend on the model (identical files, same photo re-encoded).
@@ -301,7 +308,7 @@ def main() -> int:
         dupes.cluster_list.setCurrentIndex(dupes.clusters.index(best))
     then(lambda: dupes_settled_or_retry() and window.dupes.clusters.rowCount() >= 2, show_burst_cluster)
     then(lambda: bool(window.dupes.members.info()), lambda: None)
-    then(thumbnails_settled, lambda: shot(window, "05-duplicates"))
+    then(thumbnails_settled, lambda: shot(window, "06-duplicates"))
     # 6. Trash the suggested copies, then show the undo state.
     confirmed: list[TrashPlan] = []
     def trash_all() -> None:
@@ -309,17 +316,17 @@ def main() -> int:
         window.dupes.trash_all_clusters()
     then(always, trash_all)
     then(lambda: window.dupes.undo_button.isEnabled() and dupes_settled_or_retry(), lambda: None)
-    then(thumbnails_settled, lambda: shot(window, "06-after-trash-undo-ready"))
+    then(thumbnails_settled, lambda: shot(window, "07-after-trash-undo-ready"))
     # 7. The failures dialog and the settings.
     def failures() -> None:
         dialog = FailuresDialog(controller, window)
         dialog.show()
-        QTimer.singleShot(800, lambda: (shot(dialog, "07-unreadable-photos"), dialog.close()))
+        QTimer.singleShot(800, lambda: (shot(dialog, "08-unreadable-photos"), dialog.close()))
     then(always, failures)
     def settings() -> None:
         dialog = SettingsDialog(controller, window)
         dialog.show()
-        QTimer.singleShot(800, lambda: (shot(dialog, "08-settings"), dialog.close()))
+        QTimer.singleShot(800, lambda: (shot(dialog, "09-settings"), dialog.close()))
     then(lambda: True, lambda: QTimer.singleShot(1200, settings))
 
     state = {"step": 0, "waited": 0}

@@ -65,6 +65,15 @@ def build_window(paths: Paths, *, folders: Sequence[Path] = (), watch: bool = Tr
     return window
 
 
+def raise_window(window: MainWindow) -> None:
+    """Bring the window to the front (a second launch asked for it)."""
+    if window.isMinimized():
+        window.showNormal()
+    window.show()
+    window.raise_()
+    window.activateWindow()
+
+
 def install_excepthooks(app: QApplication) -> None:
     """Uncaught exceptions on any thread are logged and shown once in a dialog, never a silent exit."""
 
@@ -94,7 +103,16 @@ def main(argv: list[str]) -> int:
     paths = Paths.resolve(args.home)
     app = create_application([])
     install_excepthooks(app)
+    from photoembed.gui.instance import SingleInstance
+
+    instance = SingleInstance(paths.data)
+    if not instance.acquire():
+        # Another window has this library open: it was brought to the front instead.
+        sys.stderr.write(f"photoembed is already open on {paths.data}; its window was brought to the front.\n")
+        return 0
     window = build_window(paths, folders=args.folders)
+    instance.activated.connect(lambda: raise_window(window))
+    app.aboutToQuit.connect(instance.release)
     window.show()
     # Everything built so far lives as long as the app: keep it out of the collector's full passes, which
     # otherwise stop every thread (the GUI thread too) for tens of milliseconds while indexing allocates.

@@ -9,7 +9,12 @@ there is no display). It prints:
    thread while a 5 ms ``QTimer`` on the GUI thread records how late each tick fires (event-loop latency);
    worst and 99th percentile;
 3. **grid scrolling over 100k results**: a result grid of 100k photos scrolled from top to bottom in 200
-   steps with real thumbnails decoding on the pool; paint time per step and the event-loop latency.
+   steps with real thumbnails decoding on the pool; paint time per step and the event-loop latency;
+4. **library view of N photos** (``--library``, default 100k; ``--only library`` runs just this part): a
+   catalog of N photos over 30 years is listed by date with month buckets (the read the view runs on its
+   pool), the library view's grid and model show it and is scrolled top to bottom (paint per step), then a second
+   view with a fresh in-memory cache over the same disk cache scrolls the same steps: how many originals
+   it decoded (0 means the restart showed every thumbnail from the disk cache).
 """
 
 from __future__ import annotations
@@ -233,11 +238,169 @@ def bench_grid_scroll(photos: Sequence[Path], results: int) -> None:
     pool.shutdown()
 
 
+def _fill_catalog(home: Path, photos: Sequence[Path], count: int) -> None:
+    """A library of ``count`` photos (paths cycling over ``photos``' folder, 30 years of dates)."""
+    import random
+
+    from photoembed.config import Paths
+    from photoembed.storage.catalog import Catalog
+    from photoembed.storage.records import PhotoInfo
+
+    paths = Paths.resolve(home)
+    paths.ensure()
+    catalog = Catalog.open(paths.catalog)
+    root = catalog.add_root(photos[0].parent)
+    rng = random.Random(0)
+    end = time.time()
+    with catalog.transaction():
+        for i in range(count):
+            taken = end - rng.uniform(0, 30 * 365 * 86400)
+            source = photos[i % len(photos)]
+            # Each row is its own "photo" (own path and hash); the file behind it is one of the generated few.
+            catalog.upsert_photo(
+                root_id=root.id, path=f"{source}#{i}", size=100_000 + i, mtime_ns=int(taken * 1e9),
+                content_hash=f"bench{i:08d}", info=PhotoInfo(format="jpeg", width=320, height=240,
+                                                              taken=taken if i % 5 else None),
+            )
+    catalog.close()
+
+
+def bench_library_view(photos: Sequence[Path], count: int, work: Path) -> None:
+    from PySide6.QtCore import QEventLoop, QTimer
+    from PySide6.QtGui import QImage
+
+    from photoembed.config import Paths
+    from photoembed.gui.app import create_application
+    from photoembed.gui.thumbnails import DiskThumbnailCache, ThumbnailProvider, load_qimage
+    from photoembed.gui.workers import BackgroundPool
+    from photoembed.storage.browse import photos_by_date
+    from photoembed.storage.catalog import Catalog
+
+    app = create_application([])
+    home = work / f"home-library-{count}"
+    if not (home / "data").exists():
+        t0 = time.perf_counter()
+        _fill_catalog(home, photos, count)
+        _out(f"library of {count:,} photos written to its catalog in {time.perf_counter() - t0:.1f} s")
+    paths = Paths.resolve(home)
+    catalog = Catalog.open(paths.catalog)
+    t0 = time.perf_counter()
+    listing = photos_by_date(catalog)
+    read_ms = (time.perf_counter() - t0) * 1000
+    catalog.close()
+    shutil_rmtree(paths.thumbnails)
+
+    def real_path(path: Path, size: int) -> QImage:
+        decoded.append(1)
+        return load_qimage(Path(str(path).split("#", 1)[0]), size)
+
+    decoded: list[int] = []
+    results: list[tuple[float, float, float, int]] = []
+    steps = 100
+    for run in ("first run", "restart"):
+        decoded.clear()
+        pool = BackgroundPool(threads=max(1, min(3, (os.cpu_count() or 2) - 1)), name="thumbnails")
+        thumbs = ThumbnailProvider(pool, loader=real_path, disk=DiskThumbnailCache(paths.thumbnails))
+        from photoembed.gui.grid import PhotoGrid
+        from photoembed.gui.models import PhotoGridModel
+
+        model = PhotoGridModel(thumbs, thumb_size=176)
+        t0 = time.perf_counter()
+        model.set_results(listing.ids, listing.paths, None, stamps=listing.stamps,
+                          months=[(m.first_row, m.year, m.month) for m in listing.months])
+        grid = PhotoGrid(176)
+        grid.setModel(model)
+        grid.resize(1200, 800)
+        grid.show()
+        app.processEvents()
+        open_ms = (time.perf_counter() - t0) * 1000
+        bar = grid.verticalScrollBar()
+        paint_ms: list[float] = []
+        cpu_ms: list[float] = []  # the GUI thread's own CPU time: what the paint costs on a busy machine too
+        loop = QEventLoop()
+        state = {"step": 0, "wait": 0}
+
+        def step(grid: PhotoGrid = grid, bar: object = bar, paint_ms: list[float] = paint_ms,
+                 cpu_ms: list[float] = cpu_ms,
+                 state: dict[str, int] = state, loop: QEventLoop = loop, thumbs: ThumbnailProvider = thumbs) -> None:
+            # Each step: scroll, paint (timed), then let the photos now on screen settle (decoded or read from
+            # disk) before the next step, so that both runs ask for the same thumbnails.
+            if thumbs.pending() and state["wait"] < 150:
+                state["wait"] += 1
+                QTimer.singleShot(20, step)
+                return
+            state["wait"] = 0
+            k = state["step"]
+            if k > steps:
+                loop.quit()
+                return
+            bar.setValue(bar.maximum() * k // steps)  # type: ignore[attr-defined]
+            t, c = time.perf_counter(), time.thread_time()
+            grid.viewport().repaint()
+            paint_ms.append((time.perf_counter() - t) * 1000)
+            cpu_ms.append((time.thread_time() - c) * 1000)
+            state["step"] = k + 1
+            QTimer.singleShot(16, step)
+
+        QTimer.singleShot(0, step)
+        loop.exec()
+        ordered = sorted(paint_ms)
+        results.append((open_ms, statistics.median(ordered), ordered[-1], len(decoded)))
+        _out(f"library view of {len(listing):,} photos, {run}: listed by date with {len(listing.months)} months "
+             f"in {read_ms:.0f} ms (pool thread); grid filled and shown in {open_ms:.0f} ms")
+        _out(f"  scrolled top to bottom in {steps} steps: paint per step median {statistics.median(ordered):.1f} ms, "
+             f"worst {ordered[-1]:.1f} ms (GUI-thread CPU median {statistics.median(cpu_ms):.1f} ms); "
+             f"originals decoded: {len(decoded)}; thumbnails from disk: "
+             f"{thumbs.disk.hits if thumbs.disk else 0}")
+        grid.close()
+        pool.shutdown()
+    if len(results) == 2 and results[0][3]:
+        _out(f"  restart decoded {results[1][3]} of the {results[0][3]} originals the first run decoded")
+
+
+def bench_quit(photos: Sequence[Path], work: Path) -> None:
+    """Closing the window while it watches the folders: how long until every thread has stopped."""
+    from PySide6.QtWidgets import QApplication
+
+    from photoembed.config import Paths
+    from photoembed.gui.app import create_application
+    from photoembed.gui.controller import LibraryController
+    from photoembed.gui.main_window import MainWindow
+
+    app = create_application([])
+    home = work / "home-quit"
+    shutil_rmtree(home)
+    controller = LibraryController(Paths.resolve(home), watch=True)
+    window = MainWindow(controller)
+    window.show()
+    controller.open(then_add=[photos[0].parent])
+    deadline = time.perf_counter() + 600
+    while time.perf_counter() < deadline and not (
+        controller.watching and not controller.index.running and controller.last_snapshot is not None
+        and controller.last_snapshot.ok >= len(photos)
+    ):
+        QApplication.processEvents()
+        time.sleep(0.02)
+    t0 = time.perf_counter()
+    window.close()
+    _out(f"quit while watching {len(photos):,} photos (idle): window closed and every thread joined in "
+         f"{(time.perf_counter() - t0) * 1000:.0f} ms")
+    app.processEvents()
+
+
+def shutil_rmtree(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="photoembed bench gui", description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=10_000, help="photos to generate and index (default 10000)")
     parser.add_argument("--results", type=int, default=100_000, help="grid size to scroll (default 100000)")
     parser.add_argument("--workdir", type=Path, help="where to generate photos (kept and reused)")
+    parser.add_argument("--library", type=int, default=100_000, help="photos in the library view (default 100000)")
+    parser.add_argument("--only", choices=("library", "quit"), help="run only this part")
     parser.add_argument("--home", type=Path, help="photoembed home to use (default: a fresh temporary one); "
                         "put model weights there to measure indexing with the model")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -247,10 +410,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         work = args.workdir or Path(tmp)
         _out(f"generating {args.photos:,} photos in {work / 'photos'}…")
         photos = generate_photos(work / "photos", args.photos)
+        if args.only == "library":
+            bench_library_view(photos, args.library, work)
+            return 0
+        if args.only == "quit":
+            bench_quit(photos, work)
+            return 0
         bench_window_shown(Path(tmp) / "home-window")
         home = args.home or Path(tmp) / "home-index"
         bench_indexing_stall(home, work / "photos")
         bench_grid_scroll(photos, args.results)
+        bench_library_view(photos, args.library, work)
+        bench_quit(photos, work)
     return 0
 
 

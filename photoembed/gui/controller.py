@@ -26,7 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from photoembed.config import Paths, Settings
 from photoembed.errors import Cancelled, KnownError
 from photoembed.gui.models import RootRow
-from photoembed.gui.thumbnails import Loader, ThumbnailProvider, load_qimage
+from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, load_qimage
 from photoembed.gui.workers import BackgroundPool, Job, TaskContext, TaskError, TaskRunner
 
 if TYPE_CHECKING:
@@ -130,7 +130,8 @@ class LibraryController(QObject):
                                          force_sync=force_sync)
         self.analysis_pool = BackgroundPool(self, threads=1, name="duplicates", force_sync=force_sync)
         self._cluster_cancel: threading.Event | None = None
-        self.thumbnails = ThumbnailProvider(self.thumb_pool, loader=thumbnail_loader, parent=self)
+        self.thumbnails = ThumbnailProvider(self.thumb_pool, loader=thumbnail_loader,
+                                            disk=DiskThumbnailCache(paths.thumbnails), parent=self)
         self.index = IndexState()
         self.watch_enabled = watch and not force_sync  # a watch loop never ends: tests sync once instead
         self._live_job: Job | None = None
@@ -173,6 +174,10 @@ class LibraryController(QObject):
     def shutdown(self) -> None:
         """Stop every job (the batch in flight finishes), then close the library. GUI thread only."""
         self._snapshot_timer.stop()
+        self._live_wanted = False
+        if self._watch_service is not None:
+            self._watch_service.stop()  # wakes its idle wait at once (a cancel alone is seen within a second)
+        self.thumbnails.forget_pending()
         self.runner.shutdown()
         if self._cluster_cancel is not None:
             self._cluster_cancel.set()
@@ -497,9 +502,15 @@ class LibraryController(QObject):
         def deferred() -> Any:
             return _DeferredImageEncoder(library.settings.model)
 
-        def on_pool_error(error: TaskError) -> None:
-            if error.message != _NEEDS_IMAGE_MODEL:
-                on_error(error)
+        def on_pool() -> SearchResults | _NeedsWorker:
+            try:
+                return run(deferred)
+            except NeedsImageModel:
+                return _NEEDS_WORKER  # the photo has no stored vector: only the worker may run the model
+
+        def on_pool_result(value: SearchResults | _NeedsWorker) -> None:
+            if not isinstance(value, _NeedsWorker):
+                on_result(value)
                 return
             self.submit_task(
                 "search-photo",
@@ -508,7 +519,7 @@ class LibraryController(QObject):
                 on_failed=on_error,
             )
 
-        self.read_pool.submit(lambda: run(deferred), on_result, on_pool_error, priority=10, tag="search")
+        self.read_pool.submit(on_pool, on_pool_result, on_error, priority=10, tag="search")
 
     def _search_service(self, library: Library, image_provider: Callable[[], Any]) -> SearchService:
         from photoembed.imaging.decode import decode_photo
@@ -600,6 +611,18 @@ class LibraryController(QObject):
             self.changed.emit()
 
         self.submit_task("undo", task, on_result=done, on_failed=on_error)
+
+    def plan_selection_trash(
+        self, paths: Sequence[Path], callback: Callable[[SelectionPlan], None]
+    ) -> None:
+        """What moving chosen photos to the trash would do, under the duplicates' safety rules (pool).
+
+        Each chosen photo becomes a two-photo cluster with another copy of the same content that stays (and
+        that is not chosen too), so the dedup service plans, checks, journals and undoes the move exactly as
+        for duplicates. A photo without another copy, or in a protected folder, is refused, never moved.
+        """
+        chosen = list(paths)
+        self.read(lambda library: _plan_selection(self._dedup_service(library), library, chosen), callback)
 
     def mark_not_duplicates(self, cluster: Cluster, on_result: Callable[[list[tuple[str, str]]], None]) -> None:
         """Remember that the cluster's photos are not duplicates (respected by later runs); ``on_result`` gets
@@ -723,18 +746,78 @@ _WATCH_LABELS = {
 }
 
 
+class NeedsImageModel(Exception):
+    """The query needs the image model, which only the library worker runs.
+
+    Deliberately not a :class:`KnownError`: services re-wrap a KnownError into a message for the user, and
+    this one must reach :meth:`LibraryController.search` by its type, untouched.
+    """
+
+
+class _NeedsWorker:
+    """The read pool's answer when a query must move to the library worker."""
+
+
+_NEEDS_WORKER = _NeedsWorker()
+
+
 class _DeferredImageEncoder:
     """Stands in for the image encoder on the read pool: its name is enough to use a stored vector.
 
-    Anything that would run the image model raises, and the query moves to the library worker, the only
-    thread that runs the image tower.
+    Anything that would run the image model raises :class:`NeedsImageModel`, and the query moves to the
+    library worker, the only thread that runs the image tower.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __getattr__(self, attribute: str) -> Any:
-        raise KnownError(_NEEDS_IMAGE_MODEL)
+        raise NeedsImageModel(attribute)
+
+
+@dataclass(frozen=True)
+class SelectionPlan:
+    """A trash plan for chosen photos, and the chosen photos it refuses (with the reason, in words)."""
+
+    plan: TrashPlan
+    refused: list[tuple[Path, str]]
+
+
+def _plan_selection(service: DedupService, library: Library, paths: Sequence[Path]) -> SelectionPlan:
+    """Pool thread: see :meth:`LibraryController.plan_selection_trash`."""
+    from photoembed.dedup.records import Cluster, ClusterPhoto
+    from photoembed.storage.browse import copies_by_hash
+
+    catalog = library.catalog
+    protected = [p.resolve() for p in service.protected_folders()]
+    photos = []
+    refused: list[tuple[Path, str]] = []
+    for path in paths:
+        photo = catalog.photo_by_path(path)
+        if photo is None or not photo.ok or photo.content_hash is None:
+            refused.append((path, "not a readable photo of the library"))
+        elif any(photo.path.is_relative_to(folder) for folder in protected):
+            refused.append((photo.path, "in a protected folder"))
+        else:
+            photos.append(photo)
+    chosen = {p.path for p in photos}
+    copies = copies_by_hash(catalog, [p.content_hash for p in photos if p.content_hash])
+    clusters = []
+    for photo in photos:
+        keepers = [c for c in copies.get(photo.content_hash or "", []) if c.path not in chosen]
+        if not keepers:
+            refused.append((photo.path, "no other copy of it stays in the library"))
+            continue
+        keeper = keepers[0]
+        clusters.append(Cluster("selection", (
+            ClusterPhoto(photo_id=keeper.photo_id, path=keeper.path, size=keeper.size, mtime_ns=keeper.mtime_ns,
+                         content_hash=keeper.content_hash, keep=True, reason="another copy, kept",
+                         match="keeper", score=1.0, protected=False),
+            ClusterPhoto(photo_id=photo.id, path=photo.path, size=photo.size, mtime_ns=photo.mtime_ns,
+                         content_hash=photo.content_hash, keep=False, reason="your choice",
+                         match="identical", score=1.0, protected=False),
+        )))
+    return SelectionPlan(service.plan_trash(clusters), refused)
 
 
 def take_snapshot(library: Library) -> LibrarySnapshot:

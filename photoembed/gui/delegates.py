@@ -10,8 +10,10 @@ from photoembed.gui import theme
 from photoembed.gui.models import (
     ActivityRole,
     FailedCountRole,
+    MonthRole,
     PhotoCountRole,
     ProtectedRole,
+    RelevanceRole,
     ScoreRole,
     ThumbnailFailedRole,
     ThumbnailRole,
@@ -25,14 +27,16 @@ CAPTION_LINES = 1
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
-    """A grid tile: the thumbnail (or a placeholder while it decodes), the file name and the score.
+    """A grid tile: the thumbnail (or a placeholder while it decodes), the file name, and for results how
+    well it matches: a bar relative to the best and worst result shown (a raw cosine means nothing to a
+    person), and the raw score only when asked for.
 
     Args:
         thumb_size: the square the thumbnail fits in, in device-independent pixels.
-        show_score: draw the similarity score badge.
+        show_score: draw the raw similarity score badge (a setting; off by default).
     """
 
-    def __init__(self, thumb_size: int, *, show_score: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, thumb_size: int, *, show_score: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumb_size = thumb_size
         self.show_score = show_score
@@ -77,6 +81,12 @@ class ThumbnailDelegate(QStyledItemDelegate):
         score = index.data(ScoreRole)
         if self.show_score and isinstance(score, float):
             self._paint_badge(painter, box, f"{score:.3f}")
+        relevance = index.data(RelevanceRole)
+        if isinstance(relevance, float):
+            self._paint_relevance(painter, box, relevance, palette)
+        month = index.data(MonthRole)
+        if month:
+            self._paint_badge(painter, box, str(month), left=True)
 
         text_color = palette.color(
             QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text
@@ -106,27 +116,43 @@ class ThumbnailDelegate(QStyledItemDelegate):
         size.scale(box.size(), Qt.AspectRatioMode.KeepAspectRatio)
         target = QRect(0, 0, size.width(), size.height())
         target.moveCenter(box.center())
-        clip = QPainterPath()
-        clip.addRoundedRect(QRectF(target), 4, 4)
-        painter.setClipPath(clip)
-        painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
+        # No rounded clip path: an antialiased clip made each tile's drawPixmap ~10x slower (0.4 ms a tile, a
+        # 20 ms paint per scroll step); thumbnails are decoded at the tile's size, so this is a plain blit.
+        if target.width() * dpr != pixmap.width():
+            painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform)
         painter.drawPixmap(target, pixmap)
-        painter.setClipping(False)
 
     @staticmethod
-    def _paint_badge(painter: QPainter, box: QRect, text: str) -> None:
+    def _paint_relevance(painter: QPainter, box: QRect, relevance: float, palette: QPalette) -> None:
+        """A thin bar under the thumbnail: full for the best result shown, short for the weakest."""
+        track = QRectF(box.left() + 8, box.bottom() - 1, box.width() - 16, 4)
+        back = QPainterPath()
+        back.addRoundedRect(track, 2, 2)
+        muted = palette.color(QPalette.ColorRole.Mid)
+        muted.setAlphaF(0.45)
+        painter.fillPath(back, muted)
+        fill = QRectF(track.left(), track.top(), max(4.0, track.width() * (0.15 + 0.85 * relevance)), 4)
+        bar = QPainterPath()
+        bar.addRoundedRect(fill, 2, 2)
+        painter.fillPath(bar, palette.color(QPalette.ColorRole.Highlight))
+
+    @staticmethod
+    def _paint_badge(painter: QPainter, box: QRect, text: str, *, left: bool = False) -> None:
+        painter.save()  # the badge's bold font and white pen must not leak into the caption
         font = QFont(painter.font())
         font.setPointSizeF(max(7.0, font.pointSizeF() * 0.85))
         font.setBold(True)
         metrics = QFontMetrics(font)
         width = metrics.horizontalAdvance(text) + 10
-        badge = QRectF(box.right() - width - 4, box.top() + 4, width, metrics.height() + 4)
+        x = box.left() + 4 if left else box.right() - width - 4
+        badge = QRectF(x, box.top() + 4, width, metrics.height() + 4)
         path = QPainterPath()
         path.addRoundedRect(badge, 6, 6)
         painter.fillPath(path, QColor(0, 0, 0, 150))
         painter.setFont(font)
         painter.setPen(QColor("white"))
         painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, text)
+        painter.restore()
 
 
 class RootDelegate(QStyledItemDelegate):

@@ -10,9 +10,9 @@ import logging
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QModelIndex, QPoint, QProcess, QSize, Qt, QUrl, Signal
+from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QProcess, QSize, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QListView, QMenu, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QListView, QMenu, QMessageBox, QWidget
 
 from photoembed.gui import theme
 from photoembed.gui.delegates import ThumbnailDelegate
@@ -41,18 +41,33 @@ def copy_path(path: Path) -> None:
     QGuiApplication.clipboard().setText(str(path))
 
 
+def copy_files(paths: list[Path]) -> None:
+    """Put the files on the clipboard: a file manager pastes copies, a text field pastes the paths."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    mime.setText("\n".join(str(p) for p in paths))
+    QGuiApplication.clipboard().setMimeData(mime)
+
+
+def write_path_list(file: Path, paths: list[Path]) -> None:
+    """The chosen photos' paths, one a line (UTF-8), for scripts and other tools."""
+    file.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
+
+
 class PhotoGrid(QListView):
     """A grid of photos with the common actions.
 
     Signals:
         open_requested(row: int): double-click or Enter on a photo.
         similar_requested(path: str): "Find similar" from the context menu.
+        trash_requested(paths: list[Path]): the selection should go to the trash (Delete, or the menu).
     """
 
     open_requested = Signal(int)
     similar_requested = Signal(str)
+    trash_requested = Signal(object)
 
-    def __init__(self, thumb_size: int, *, show_score: bool = True, parent: QWidget | None = None) -> None:
+    def __init__(self, thumb_size: int, *, show_score: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setResizeMode(QListView.ResizeMode.Adjust)
@@ -78,6 +93,44 @@ class PhotoGrid(QListView):
         self._open_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self._open_action.triggered.connect(self._open_current)
         self.addAction(self._open_action)
+        self._trash_action = QAction(theme.icon("trash"), "Move to trash…", self)
+        self._trash_action.setShortcut(QKeySequence(Qt.Key.Key_Delete))
+        self._trash_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self._trash_action.triggered.connect(self._trash_selection)
+        self.addAction(self._trash_action)
+        self._copy_action = QAction(theme.icon("copy"), "Copy", self)
+        self._copy_action.setShortcut(QKeySequence(QKeySequence.StandardKey.Copy))
+        self._copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self._copy_action.triggered.connect(lambda: self._with_selection(copy_files))
+        self.addAction(self._copy_action)
+
+    def selected_paths(self) -> list[Path]:
+        """The selected photos in grid order (the current one when nothing is selected)."""
+        rows = sorted(index.row() for index in self.selectionModel().selectedIndexes())
+        if not rows and self.currentIndex().isValid():
+            rows = [self.currentIndex().row()]
+        model = self.model()
+        return [Path(str(model.index(r, 0).data(PathRole))) for r in rows]
+
+    def _with_selection(self, action: object) -> None:
+        paths = self.selected_paths()
+        if paths:
+            action(paths)  # type: ignore[operator]
+
+    def _trash_selection(self) -> None:
+        paths = self.selected_paths()
+        if paths:
+            self.trash_requested.emit(paths)
+
+    def export_list(self, paths: list[Path]) -> None:
+        name, _filter = QFileDialog.getSaveFileName(self, "Export the list of photos", str(Path.home() / "photos.txt"),
+                                                    "Text files (*.txt)")
+        if not name:
+            return
+        try:
+            write_path_list(Path(name), paths)
+        except OSError as exc:
+            QMessageBox.warning(self, "Export", f"Cannot write {name}: {exc.strerror or exc}")
 
     def current_path(self) -> Path | None:
         index = self.currentIndex()
@@ -93,12 +146,23 @@ class PhotoGrid(QListView):
         index: QModelIndex = self.indexAt(pos)
         if not index.isValid():
             return
+        if not self.selectionModel().isSelected(index):
+            self.setCurrentIndex(index)  # a right-click outside the selection acts on that photo
+        paths = self.selected_paths()
         path = Path(str(index.data(PathRole)))
+        many = len(paths) > 1
+        count = f" {len(paths):,} photos" if many else ""
         menu = QMenu(self)
         menu.addAction(theme.icon("image"), "View", lambda: self.open_requested.emit(index.row()))
         menu.addAction(theme.icon("open-external"), "Open with system viewer", lambda: open_with_system(path))
-        menu.addAction(theme.icon("folder"), "Show in file manager", lambda: show_in_file_manager(path))
-        menu.addAction(theme.icon("copy"), "Copy path", lambda: copy_path(path))
-        menu.addSeparator()
+        menu.addAction(theme.icon("folder"), "Show in folder", lambda: show_in_file_manager(path))
         menu.addAction(theme.icon("similar"), "Find similar", lambda: self.similar_requested.emit(str(path)))
+        menu.addSeparator()
+        menu.addAction(theme.icon("copy"), f"Copy{count}", lambda: copy_files(paths))
+        menu.addAction(theme.icon("copy"), "Copy paths" if many else "Copy path",
+                       lambda: QGuiApplication.clipboard().setText("\n".join(str(p) for p in paths)))
+        menu.addAction(theme.icon("download"), f"Export the list of{count or ' this photo'}…",
+                       lambda: self.export_list(paths))
+        menu.addSeparator()
+        menu.addAction(theme.icon("trash"), f"Move{count} to trash…", lambda: self.trash_requested.emit(paths))
         menu.popup(self.viewport().mapToGlobal(pos))

@@ -100,8 +100,10 @@ class DropOverlay(QFrame):
 
     def show_for(self, text: str) -> None:
         highlight = self.palette().color(self.palette().ColorRole.Highlight)
+        window = self.palette().color(self.palette().ColorRole.Window)
+        # Nearly opaque: the text of the page below must not show through the overlay's own text.
         self.setStyleSheet(
-            f"#dropOverlay {{ background: rgba({highlight.red()}, {highlight.green()}, {highlight.blue()}, 40);"
+            f"#dropOverlay {{ background: rgba({window.red()}, {window.green()}, {window.blue()}, 235);"
             f" border: 3px dashed {highlight.name()}; border-radius: 14px; }}"
         )
         self.label.setText(text)
@@ -131,11 +133,12 @@ class MainWindow(QMainWindow):
 
         self.sidebar = Sidebar(controller, self)
         self.sidebar.add_requested.connect(self.choose_folder)
+        self.sidebar.folder_chosen.connect(self._folder_chosen)
         self.search = SearchView(controller, self)
         self.dupes = DuplicatesView(controller, self)
         self.tabs = QTabWidget(self)
         self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.search, theme.icon("search"), "Search")
+        self.tabs.addTab(self.search, theme.icon("image"), "Photos")
         self.tabs.addTab(self.dupes, theme.icon("duplicates"), "Duplicates")
         self.tabs.currentChanged.connect(self._tab_changed)
         self.empty = EmptyState(controller, self)
@@ -177,7 +180,9 @@ class MainWindow(QMainWindow):
                                          self.status_area._pause_clicked)
         self._action(library, "warning", "&Unreadable photos…", None, self.status_area.show_failures)
         library.addSeparator()
-        self._action(library, "settings", "&Settings…", QKeySequence.StandardKey.Preferences, self.open_settings)
+        settings = self._action(library, "settings", "&Settings…", QKeySequence.StandardKey.Preferences,
+                                self.open_settings)
+        settings.setShortcuts([QKeySequence(QKeySequence.StandardKey.Preferences), QKeySequence("Ctrl+,")])
         library.addSeparator()
         self._action(library, "close", "&Quit", QKeySequence.StandardKey.Quit, self.close)
 
@@ -201,6 +206,11 @@ class MainWindow(QMainWindow):
         self.addAction(action)
         return action
 
+    def _folder_chosen(self, folder: object) -> None:
+        """A folder (or "All photos") was clicked in the sidebar: the library view shows it."""
+        self.tabs.setCurrentWidget(self.search)
+        self.search.show_folder(Path(str(folder)) if folder else None)
+
     def focus_search(self) -> None:
         if self.stack.currentWidget() is self.tabs:
             self.tabs.setCurrentWidget(self.search)
@@ -216,6 +226,7 @@ class MainWindow(QMainWindow):
             return
         dialog = SettingsDialog(self.controller, self)
         dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.view_changed.connect(self.search.apply_view_settings)
         dialog.open()
 
     def _about(self) -> None:

@@ -46,6 +46,11 @@ ReasonRole = Qt.ItemDataRole.UserRole + 25
 InfoRole = Qt.ItemDataRole.UserRole + 26
 LabelRole = Qt.ItemDataRole.UserRole + 27  # what the photo is next to the keeper ("exact copy", "resized 50%")
 FolderRole = Qt.ItemDataRole.UserRole + 28  # (shared, differing): its folder, split where it leaves the keeper's
+RelevanceRole = Qt.ItemDataRole.UserRole + 30  # 0..1: how a result ranks between the worst and the best shown
+MonthRole = Qt.ItemDataRole.UserRole + 31  # "March 2024" on the first photo of each month, else None
+
+MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September",
+               "October", "November", "December")
 
 
 # -- library folders -----------------------------------------------------------------------------------
@@ -166,6 +171,9 @@ class PhotoGridModel(QAbstractListModel):
         self._ids = np.zeros(0, dtype=np.int64)
         self._scores: np.ndarray | None = None
         self._paths: list[str] = []
+        self._stamps: list[str] | None = None
+        self._relevance: np.ndarray | None = None
+        self._month_at: dict[int, str] = {}
         self._row_of: dict[int, int] = {}
         thumbnails.ready.connect(self._thumbnail_ready)
 
@@ -184,25 +192,52 @@ class PhotoGridModel(QAbstractListModel):
             return int(self._ids[row])
         if role == ScoreRole:
             return None if self._scores is None else float(self._scores[row])
+        if role == RelevanceRole:
+            return None if self._relevance is None else float(self._relevance[row])
+        if role == MonthRole:
+            return self._month_at.get(row)
         if role == ThumbnailRole:
-            return self._thumbs.get(int(self._ids[row]), Path(self._paths[row]), self.thumb_size)
+            stamp = None if self._stamps is None else self._stamps[row]
+            return self._thumbs.get(int(self._ids[row]), Path(self._paths[row]), self.thumb_size, stamp)
         if role == ThumbnailFailedRole:
             return self._thumbs.failure(int(self._ids[row]), self.thumb_size)
         return None
 
 
     def set_results(
-        self, ids: Sequence[int] | np.ndarray, paths: Sequence[str], scores: Sequence[float] | None
+        self,
+        ids: Sequence[int] | np.ndarray,
+        paths: Sequence[str],
+        scores: Sequence[float] | np.ndarray | None,
+        *,
+        stamps: Sequence[str] | None = None,
+        months: Sequence[tuple[int, int, int]] = (),
     ) -> None:
-        """Replace the results (GUI thread). ``ids``, ``paths`` and ``scores`` are parallel."""
+        """Replace the results (GUI thread). ``ids``, ``paths``, ``scores`` and ``stamps`` are parallel.
+
+        Args:
+            stamps: each photo's content stamp, which lets thumbnails come from and go to the disk cache.
+            months: ``(first_row, year, month)`` of each month group, when the photos are listed by date.
+        """
         if len(ids) != len(paths) or (scores is not None and len(scores) != len(paths)):
             raise ValueError("ids, paths and scores must have the same length")
+        if stamps is not None and len(stamps) != len(paths):
+            raise ValueError("stamps must be parallel to paths")
         self._thumbs.forget_pending()
         self.beginResetModel()
         self._ids = np.asarray(ids, dtype=np.int64)
         self._paths = list(paths)
+        self._stamps = None if stamps is None else list(stamps)
         self._scores = None if scores is None else np.asarray(scores, dtype=np.float32)
-        self._row_of = {int(pid): i for i, pid in enumerate(self._ids)}
+        self._relevance = None
+        if self._scores is not None and len(self._scores):
+            top, low = float(self._scores.max()), float(self._scores.min())
+            spread = top - low
+            self._relevance = (
+                np.ones_like(self._scores) if spread < 1e-9 else (self._scores - low) / spread
+            )
+        self._month_at = {row: f"{MONTH_NAMES[month - 1]} {year}" for row, year, month in months}
+        self._row_of = {int(pid): i for i, pid in enumerate(self._ids.tolist())}
         self.endResetModel()
 
     def clear(self) -> None:
@@ -216,6 +251,10 @@ class PhotoGridModel(QAbstractListModel):
 
     def ids(self) -> np.ndarray:
         return self._ids
+
+    def row_of(self, photo_id: int) -> int:
+        """The row showing a photo, or -1."""
+        return self._row_of.get(photo_id, -1)
 
     def _thumbnail_ready(self, photo_id: int, size: int) -> None:
         row = self._row_of.get(photo_id)

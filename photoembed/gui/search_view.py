@@ -1,12 +1,17 @@
-"""The search view: search as you type, by text or by a dropped photo, with filters and a thumbnail grid."""
+"""The library view, the app's home page: every photo newest first, grouped by month, in one grid.
+
+Clicking a folder shows that folder's photos; typing a query turns the same grid into ranked results (text or
+a dropped photo, with filters), and clearing the query goes back to browsing where it was.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from pathlib import Path
 
-from PySide6.QtCore import QDate, Qt, QTimer, Signal
+from PySide6.QtCore import QDate, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -15,26 +20,31 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMessageBox,
     QPushButton,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
 )
 
+from photoembed.dedup.records import TrashPlan
 from photoembed.gui import theme
-from photoembed.gui.controller import LibraryController, LibrarySnapshot, library_date_range
+from photoembed.gui.browse import DateScrubber
+from photoembed.gui.controller import LibraryController, LibrarySnapshot, SelectionPlan, library_date_range
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
-from photoembed.gui.viewer import PhotoViewer
+from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
 from photoembed.imaging.formats import is_photo_name
 from photoembed.search.filters import SearchFilters
 from photoembed.search.service import SearchResults
+from photoembed.storage.browse import BrowseListing, photos_by_date
 
 logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 250
+BROWSE_DEBOUNCE_MS = 400  # the least time between two re-listings of the library while it changes
 THUMB_SIZE = 176
 PAGE = 200
 
@@ -88,8 +98,10 @@ class SearchField(QLineEdit):
             super().dropEvent(event)
 
 
+
+
 class SearchView(QWidget):
-    """Search by text or photo; results in a virtualised grid with scores.
+    """The library grid: browse every photo (or one folder's) by date, or search; one virtualised grid.
 
     Signals:
         status(message: str): a line for the status bar.
@@ -101,6 +113,12 @@ class SearchView(QWidget):
         super().__init__(parent)
         self.controller = controller
         self._request = 0  # the id of the query whose answer is still wanted
+        self._browse_request = 0
+        self._listing: BrowseListing | None = None
+        self._listing_folder: str | None = None  # the folder the listing was read for ("" = all)
+        self._browse_generation: int | None = None
+        self._browse_top: int | None = None  # the photo at the top of the grid when browsing was left
+        self._showing_browse = False  # the grid holds the listing (not results)
         self._photo: Path | None = None
         self._k = PAGE
         self._model_available = True
@@ -168,18 +186,52 @@ class SearchView(QWidget):
         self.model_panel.setVisible(False)
 
         self.grid_model = PhotoGridModel(controller.thumbnails, thumb_size=THUMB_SIZE, parent=self)
-        self.grid = PhotoGrid(THUMB_SIZE, parent=self)
+        self.grid = PhotoGrid(THUMB_SIZE, show_score=raw_scores_wanted(), parent=self)
         self.grid.setModel(self.grid_model)
         self.grid.open_requested.connect(self.open_row)
         self.grid.similar_requested.connect(lambda p: self.search_photo(Path(p)))
+        self.grid.trash_requested.connect(self.trash_photos)
+        self.undo_button = QPushButton(theme.icon("undo"), "Undo", self)
+        self.undo_button.setToolTip("Put back the photos just moved to the trash")
+        self.undo_button.setVisible(False)
+        self.undo_button.clicked.connect(self.undo_trash)
+        self._last_batch: int | None = None
+        self._viewer: PhotoViewer | None = None
+        self.grid.verticalScrollBar().valueChanged.connect(lambda _v: self._follow_scroll())
+        self.scrubber = DateScrubber(self)
+        self.scrubber.jump_requested.connect(self.jump_to_row)
+        self.scrubber.setVisible(False)
+        self.when = QLabel(self)
+        self.when.setObjectName("gridMonth")
+        when_font = self.when.font()
+        when_font.setBold(True)
+        when_font.setPointSizeF(when_font.pointSizeF() * 1.15)
+        self.when.setFont(when_font)
 
         self.message = QLabel(self)
         self.message.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.message.setWordWrap(True)
         self.message.setObjectName("searchMessage")
+        grid_page = QWidget(self)
+        grid_layout = QHBoxLayout(grid_page)
+        grid_layout.setContentsMargins(0, 0, 0, 0)
+        grid_layout.addWidget(self.grid, 1)
+        grid_layout.addWidget(self.scrubber)
+        self.grid_page = grid_page
         self.stack = QStackedWidget(self)
-        self.stack.addWidget(self.message)
-        self.stack.addWidget(self.grid)
+        self.retry = QPushButton(theme.icon("refresh"), "Try again", self)
+        self.retry.setToolTip("Run the query again (after fixing what the message says)")
+        self.retry.clicked.connect(self._run_now)
+        self.retry.setVisible(False)
+        message_page = QWidget(self)
+        message_layout = QVBoxLayout(message_page)
+        message_layout.addStretch(1)
+        message_layout.addWidget(self.message)
+        message_layout.addWidget(self.retry, 0, Qt.AlignmentFlag.AlignHCenter)
+        message_layout.addStretch(1)
+        self.message_page = message_page
+        self.stack.addWidget(message_page)
+        self.stack.addWidget(grid_page)
 
         self.summary = QLabel(self)
         self.summary.setObjectName("resultSummary")
@@ -189,8 +241,17 @@ class SearchView(QWidget):
         layout.addWidget(self.field)
         layout.addLayout(filters)
         layout.addWidget(self.model_panel)
-        layout.addWidget(self.summary)
+        heading = QHBoxLayout()
+        heading.addWidget(self.when)
+        heading.addStretch(1)
+        heading.addWidget(self.summary)
+        heading.addWidget(self.undo_button)
+        layout.addLayout(heading)
         layout.addWidget(self.stack, 1)
+        self._browse_debounce = QTimer(self)
+        self._browse_debounce.setSingleShot(True)
+        self._browse_debounce.setInterval(BROWSE_DEBOUNCE_MS)
+        self._browse_debounce.timeout.connect(self.load_browse)
 
         self._debounce = QTimer(self)
         self._debounce.setSingleShot(True)
@@ -220,7 +281,9 @@ class SearchView(QWidget):
             found = self.folder.findData(current)
             self.folder.setCurrentIndex(max(0, found))
             self.folder.blockSignals(False)
-        if self.grid_model.rowCount() == 0:
+        if not self._has_query() and snap.generation != self._browse_generation:
+            self._browse_debounce.start()  # photos came or went: the listing follows
+        elif self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
         if snap.generation != self._dates_generation and snap.ok and not self.controller.index.running:
             self._dates_generation = snap.generation
@@ -251,8 +314,122 @@ class SearchView(QWidget):
 
     def _library_changed(self) -> None:
         # Photos or vectors changed: the results on screen may include a deleted photo. Re-run quietly.
+        self._browse_generation = None  # the listing is stale, whether shown now or when the query clears
         if self._has_query():
             self._debounce.start()
+        else:
+            self._browse_debounce.start()
+
+    # -- browsing ------------------------------------------------------------------------------------
+
+    @property
+    def browsing(self) -> bool:
+        """Whether the grid shows the library by date (no query)."""
+        return not self._has_query()
+
+    def apply_view_settings(self) -> None:
+        """The raw-scores choice changed in Settings."""
+        self.grid.delegate.show_score = raw_scores_wanted()
+        self.grid.viewport().update()
+
+    def show_folder(self, folder: Path | None) -> None:
+        """Show one library folder (None: every folder); a running query is narrowed to it too."""
+        found = self.folder.findData(str(folder)) if folder is not None else 0
+        if found < 0:
+            return
+        if found == self.folder.currentIndex():
+            if self.browsing:
+                self.load_browse()
+            return
+        self.folder.setCurrentIndex(found)  # -> _filters_changed
+
+    def load_browse(self) -> None:
+        """Read the photos by date (of the chosen folder) on the read pool, then show them."""
+        self._browse_debounce.stop()
+        if self.controller.library is None:
+            return
+        self._browse_request += 1
+        request = self._browse_request
+        folder = self.folder.currentData()
+        root = Path(folder) if folder else None
+        started = time.monotonic()
+
+        def done(listing: BrowseListing) -> None:
+            # While photos keep arriving, re-list at most every few listing-times: at 100k photos one listing
+            # takes a second or more of the read pool, which searches share.
+            elapsed_ms = (time.monotonic() - started) * 1000
+            self._browse_debounce.setInterval(int(max(BROWSE_DEBOUNCE_MS, 4 * elapsed_ms)))
+            self._browse_ready(request, folder or "", listing)
+
+        self.controller.read(lambda library: photos_by_date(library.catalog, root=root), done)
+
+    def _browse_ready(self, request: int, folder: str, listing: BrowseListing) -> None:
+        if request != self._browse_request:
+            return
+        top = self._top_photo() if self._listing_folder == folder else None
+        self._listing = listing
+        self._listing_folder = folder
+        self._browse_generation = listing.generation
+        if self.browsing:
+            self._show_browse(keep=top)
+
+    def _show_browse(self, *, keep: int | None = None) -> None:
+        listing = self._listing
+        folder = self.folder.currentData() or ""
+        if listing is None or self._listing_folder != folder:
+            self.load_browse()
+            return
+        self.grid_model.set_results(
+            listing.ids, listing.paths, None, stamps=listing.stamps,
+            months=[(m.first_row, m.year, m.month) for m in listing.months],
+        )
+        self._showing_browse = True
+        self.more.setVisible(False)
+        self.scrubber.set_months(listing.months)
+        self.scrubber.setVisible(len(listing.months) > 1)
+        if not len(listing):
+            self.when.setText("")
+            self.summary.setText("")
+            self._show_message()
+            return
+        where = f" in {Path(folder).name}" if folder else ""
+        self.summary.setText(f"{len(listing):,} photos{where}, newest first")
+        self.stack.setCurrentWidget(self.grid_page)
+        row = self.grid_model.row_of(keep) if keep is not None else -1
+        if row >= 0:
+            self.grid.scrollTo(self.grid_model.index(row), PhotoGrid.ScrollHint.PositionAtTop)
+        else:
+            self.grid.scrollToTop()
+        self._follow_scroll()
+
+    def jump_to_row(self, row: int) -> None:
+        if 0 <= row < self.grid_model.rowCount():
+            index = self.grid_model.index(row)
+            self.grid.scrollTo(index, PhotoGrid.ScrollHint.PositionAtTop)
+            self.grid.setCurrentIndex(index)
+            self._follow_scroll()
+
+    def _top_row(self) -> int:
+        index = self.grid.indexAt(QPoint(self.grid.spacing() + 8, self.grid.spacing() + 8))
+        return index.row() if index.isValid() else (0 if self.grid_model.rowCount() else -1)
+
+    def _top_photo(self) -> int | None:
+        row = self._top_row()
+        return self.grid_model.photo_id(row) if row >= 0 and self._showing_browse else None
+
+    def _follow_scroll(self) -> None:
+        if not self.browsing or self._listing is None:
+            self.when.setText("")
+            return
+        row = self._top_row()
+        bucket = self._listing.month_of_row(row)
+        if bucket is None:
+            self.when.setText("")
+            return
+        from photoembed.gui.models import MONTH_NAMES
+
+        self.when.setText(f"{MONTH_NAMES[bucket.month - 1]} {bucket.year}")
+        self.scrubber.follow(row)
 
     # -- querying ------------------------------------------------------------------------------------
 
@@ -282,6 +459,8 @@ class SearchView(QWidget):
         if self._has_query():
             self._k = PAGE
             self._debounce.start()
+        else:
+            self.load_browse()
 
     def _show_more(self) -> None:
         self._k *= 2
@@ -310,9 +489,14 @@ class SearchView(QWidget):
         self._request += 1
         request = self._request
         if not self._has_query():
-            self.grid_model.clear()
-            self._show_message()
+            self._photo = None
+            keep, self._browse_top = self._browse_top, None
+            self._show_browse(keep=keep)  # a cleared query goes back to where browsing was
             return
+        if self._showing_browse:
+            row = self._top_row()
+            self._browse_top = self.grid_model.photo_id(row) if row >= 0 else None
+        self._showing_browse = False
         if self.controller.library is None:
             self._show_message("The library is still opening…")
             return
@@ -338,36 +522,42 @@ class SearchView(QWidget):
         if request != self._request:
             return  # a newer query was typed meanwhile
         hits = results.hits
+        if self._photo is not None:
+            # "Find similar" never offers the query photo itself (its own best match).
+            query = _resolved(self._photo)
+            hits = [h for h in hits if _resolved(h.path) != query]
+        self._showing_browse = False
+        self.scrubber.setVisible(False)
+        self.when.setText("Results")
         self.grid_model.set_results(
-            [h.photo_id for h in hits], [str(h.path) for h in hits], [h.score for h in hits]
+            [h.photo_id for h in hits], [str(h.path) for h in hits], [h.score for h in hits],
+            stamps=None,
         )
         if hits:
-            self.stack.setCurrentWidget(self.grid)
-            top, low = hits[0].score, hits[-1].score
-            self.summary.setText(f"{len(hits):,} photos, scores {top:.3f} to {low:.3f}")
+            self.stack.setCurrentWidget(self.grid_page)
+            self.summary.setText(f"{len(hits):,} photos, best match first")
             self.grid.scrollToTop()
         else:
             self.summary.setText("")
             self._show_message(results.note or "No photo matches.")
-        self.more.setVisible(len(hits) >= self._k)
-        self.status.emit(f"{len(hits):,} results")
+        self.more.setVisible(len(results.hits) >= self._k)
 
     def _failed(self, request: int, error: TaskError) -> None:
         if request != self._request:
             return
+        self._showing_browse = False
         self.grid_model.clear()
         self.summary.setText("")
+        self.when.setText("")
         self._show_message(error.message)
+        self.retry.setVisible(error.known)  # a known problem (unreadable photo, bad query) can be fixed and retried
 
     def _show_message(self, text: str | None = None) -> None:
         if text is None:
             if self.controller.library is None:
                 text = "Opening the library…"
-            elif self._photo_count:
-                text = (f"Type to search {self._photo_count:,} photos by what they show,\n"
-                        "or drop a photo here to find similar ones.")
-                if self.controller.index.running:
-                    text += "\nMore photos are being indexed; search covers those indexed so far."
+            elif self._photo_count and self.folder.currentData():
+                text = "No photos in this folder yet."
             elif self._folder_count and self.controller.index.running:
                 text = ("Your photos are being indexed.\n"
                         "Search works on what is indexed so far; type to try it.")
@@ -376,18 +566,128 @@ class SearchView(QWidget):
             else:
                 text = "Add a folder of photos to start searching."
         self.message.setText(text)
-        self.stack.setCurrentWidget(self.message)
+        self.retry.setVisible(False)
+        self.stack.setCurrentWidget(self.message_page)
+        self.scrubber.setVisible(False)
         self.more.setVisible(False)
 
     # -- viewing -------------------------------------------------------------------------------------
 
-    def open_row(self, row: int) -> None:
+    def open_row(self, row: int) -> PhotoViewer | None:
         count = self.grid_model.rowCount()
         if not 0 <= row < count:
-            return
+            return None
         viewer = PhotoViewer(self.controller, path_at=self.grid_model.path, count=count, start=row, parent=self)
         viewer.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        viewer.similar_requested.connect(lambda p: self.search_photo(Path(p)))
+        viewer.trash_requested.connect(self.trash_photos)
+        viewer.position_changed.connect(
+            lambda r: self.grid.setCurrentIndex(self.grid_model.index(r)) if r < self.grid_model.rowCount() else None
+        )
+        viewer.destroyed.connect(lambda _obj=None: setattr(self, "_viewer", None))
+        self._viewer = viewer
         viewer.show()
+        return viewer
+
+    # -- trash ---------------------------------------------------------------------------------------
+
+    def ask_confirmation(self, plan: TrashPlan, refused: list[tuple[Path, str]]) -> bool:
+        """Ask before moving photos to the trash (tests replace this)."""
+        box = QMessageBox(self)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Move to trash")
+        n = plan.files
+        box.setText(f"Move {n:,} photo{'s' if n != 1 else ''} ({human_bytes(plan.bytes)}) to the trash?")
+        detail = "Another copy of each stays in your library. You can undo this, or restore them from the trash."
+        if refused:
+            detail += f"\n\n{len(refused):,} of the chosen photos stay where they are: " + "; ".join(
+                f"{p.name}: {why}" for p, why in refused[:4]) + ("…" if len(refused) > 4 else "")
+        box.setInformativeText(detail)
+        box.setStandardButtons(QMessageBox.StandardButton.Cancel)
+        move = box.addButton("Move to trash", QMessageBox.ButtonRole.DestructiveRole)
+        box.setDefaultButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return box.clickedButton() is move
+
+    def explain_refusal(self, refused: list[tuple[Path, str]]) -> None:
+        """Nothing of the selection can move: say why (tests replace this)."""
+        lines = "\n".join(f"• {p.name}: {why}" for p, why in refused[:8])
+        QMessageBox.information(
+            self, "Move to trash",
+            "photoembed only moves a photo to the trash when another copy of it stays in your library, and "
+            f"never one in a protected folder, so nothing was moved:\n\n{lines}",
+        )
+
+    def trash_photos(self, paths: list[Path]) -> None:
+        """Move chosen photos to the trash, under the duplicates' safety rules, after asking."""
+        if not paths or self.controller.library is None:
+            return
+        self.status.emit(f"Checking {len(paths):,} photo{'s' if len(paths) != 1 else ''}…")
+        self.controller.plan_selection_trash(paths, self._selection_planned)
+
+    def _selection_planned(self, selection: SelectionPlan) -> None:
+        plan = selection.plan
+        if not plan.items:
+            self.status.emit("Nothing was moved to the trash")
+            self.explain_refusal(selection.refused)
+            return
+        if not self.ask_confirmation(plan, selection.refused):
+            self.status.emit("Nothing was moved to the trash")
+            return
+        self.controller.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
+                              on_error=self._trash_failed)
+
+    def _trashed(self, batch: int, plan: TrashPlan) -> None:
+        self._last_batch = batch
+        self.undo_button.setVisible(True)
+        n = plan.files
+        self.status.emit(f"Moved {n:,} photo{'s' if n != 1 else ''} ({human_bytes(plan.bytes)}) to the trash — "
+                         "Undo puts them back")
+        gone = {item.photo_id for item in plan.items}
+        viewer = self._viewer
+        if viewer is not None:
+            position = viewer.position
+            ids = [int(i) for i in self.grid_model.ids() if int(i) not in gone]
+            keep = [r for r in range(self.grid_model.rowCount()) if self.grid_model.photo_id(r) not in gone]
+            paths = [self.grid_model.path(r) for r in keep]
+            if ids:
+                viewer.set_source(lambda r: paths[r], len(paths), min(position, len(paths) - 1))
+            else:
+                viewer.close()
+
+    def _trash_failed(self, error: TaskError) -> None:
+        self.status.emit(error.message)
+        QMessageBox.warning(self, "Move to trash", error.message)
+
+    def undo_trash(self) -> None:
+        if self._last_batch is None:
+            return
+        batch = self._last_batch
+        self.undo_button.setEnabled(False)
+        self.controller.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
+
+    def _undone(self, paths: list[Path]) -> None:
+        self._last_batch = None
+        self.undo_button.setEnabled(True)
+        self.undo_button.setVisible(False)
+        self.status.emit(f"Put back {len(paths):,} photo{'s' if len(paths) != 1 else ''} from the trash")
+
+    def _undo_failed(self, error: TaskError) -> None:
+        self.undo_button.setEnabled(True)
+        self.status.emit(error.message)
+        QMessageBox.warning(self, "Undo", error.message)
+
+
+def raw_scores_wanted() -> bool:
+    """Whether Settings asks for raw cosine scores on results."""
+    return QSettings().value(theme.RAW_SCORES_KEY, False) in (True, "true", 1, "1")
+
+
+def _resolved(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except OSError:
+        return path
 
 
 def _day_start(date: QDate) -> float:

@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QUrl
+from PySide6.QtCore import QSettings, Qt, QUrl, Signal
 from PySide6.QtGui import QDesktopServices
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QComboBox,
     QDialog,
@@ -45,7 +46,13 @@ KEEPER_LABELS = {
 
 
 class SettingsDialog(QDialog):
-    """Edits a copy of the settings; OK hands it to the controller, which validates and saves it."""
+    """Edits a copy of the settings; OK hands it to the controller, which validates and saves it.
+
+    Signals:
+        view_changed(): the appearance or the raw-scores choice (GUI-only preferences, in QSettings) changed.
+    """
+
+    view_changed = Signal()
 
     def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -126,6 +133,20 @@ class SettingsDialog(QDialog):
         scan_form.addRow("Skip", self.excluded)
         scan_form.addRow("", self.hidden)
 
+        view_settings = QSettings()
+        self.appearance = QComboBox(self)
+        for key, label in theme.APPEARANCES:
+            self.appearance.addItem(label, key)
+        self.appearance.setCurrentIndex(max(0, self.appearance.findData(theme.appearance())))
+        self.raw_scores = QCheckBox("Show raw similarity scores on search results", self)
+        self.raw_scores.setToolTip("Cosine similarities, as the command line prints them; a bar shows how each "
+                                   "result ranks either way")
+        self.raw_scores.setChecked(view_settings.value(theme.RAW_SCORES_KEY, False) in (True, "true", 1, "1"))
+        view_box = QGroupBox("Appearance", self)
+        view_form = QFormLayout(view_box)
+        view_form.addRow("Colours", self.appearance)
+        view_form.addRow("", self.raw_scores)
+
         paths = controller.paths
         where_box = QGroupBox("Where the library lives", self)
         where_form = QFormLayout(where_box)
@@ -145,6 +166,7 @@ class SettingsDialog(QDialog):
         layout.addWidget(model_box)
         layout.addWidget(dupes_box)
         layout.addWidget(scan_box)
+        layout.addWidget(view_box)
         layout.addWidget(where_box)
         layout.addWidget(self.error)
         layout.addWidget(buttons)
@@ -220,5 +242,12 @@ class SettingsDialog(QDialog):
         except KnownError as exc:  # out of range: say so and keep the dialog open
             self.error.setText(str(exc))
             return
+        view_settings = QSettings()
+        view_settings.setValue(theme.APPEARANCE_KEY, self.appearance.currentData())
+        view_settings.setValue(theme.RAW_SCORES_KEY, self.raw_scores.isChecked())
+        app = QApplication.instance()
+        if isinstance(app, QApplication):
+            theme.apply_theme(app)
+        self.view_changed.emit()
         self.controller.save_settings(settings)
         super().accept()

@@ -33,9 +33,11 @@ class Sidebar(QWidget):
 
     Signals:
         add_requested(): the user wants to pick a folder to add.
+        folder_chosen(path: Path | None): a folder was clicked (None: "All photos").
     """
 
     add_requested = Signal()
+    folder_chosen = Signal(object)
 
     def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -50,6 +52,15 @@ class Sidebar(QWidget):
         self.view.setUniformItemSizes(True)
         self.view.setMouseTracking(True)
         self.view.selectionModel().currentChanged.connect(self._update_buttons)
+        self.view.clicked.connect(lambda index: self.folder_chosen.emit(Path(str(index.data(PathRole)))))
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # names elide instead
+        self.all_photos = QToolButton(self)
+        self.all_photos.setText("All photos")
+        self.all_photos.setIcon(theme.icon("image"))
+        self.all_photos.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.all_photos.setAutoRaise(True)
+        self.all_photos.setToolTip("Every photo in the library, newest first")
+        self.all_photos.clicked.connect(self._all_photos)
         self.view.setContextMenuPolicy(Qt.ContextMenuPolicy.ActionsContextMenu)
 
         title = QLabel("Library", self)
@@ -92,6 +103,7 @@ class Sidebar(QWidget):
         layout.setContentsMargins(8, 12, 8, 8)
         layout.addLayout(header)
         layout.addWidget(self.total)
+        layout.addWidget(self.all_photos)
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
 
@@ -137,8 +149,15 @@ class Sidebar(QWidget):
         counted = f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
         activity = indexing_text(self.controller.index.last) if self.controller.index.running else ""
         self.total.setText(activity or counted)
-        self.model.set_activity(activity)
+        # The sync's N/M counts the whole library: a folder's row only says that indexing runs, beside its
+        # own count (each folder showing the library's "16/36" read as that folder's progress).
+        self.model.set_activity(activity.split("…")[0] + "…" if activity else "")
         self.total.setToolTip(counted if activity else "")
+
+    def _all_photos(self) -> None:
+        self.view.setCurrentIndex(QModelIndex())
+        self.view.clearSelection()
+        self.folder_chosen.emit(None)
 
     def selected_path(self) -> Path | None:
         index = self.view.currentIndex()

@@ -122,7 +122,8 @@ class StatusArea(QWidget):
         self.message.setPalette(palette)
         self.message.setText(text)
         self.message.setToolTip(text)
-        self._clear.start(MESSAGE_TIMEOUT_MS * (2 if is_error else 1))
+        # A message stays until something newer replaces it here: a timed clear hid "Undo puts them back".
+        self._clear.stop()
 
     def _index_done(self, summary: str) -> None:
         snap = self.controller.last_snapshot

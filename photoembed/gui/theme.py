@@ -103,12 +103,26 @@ def app_icon() -> QIcon:
     return QIcon(str(path)) if path.exists() else QIcon()
 
 
+RAW_SCORES_KEY = "view/raw_scores"  # QSettings: show raw cosine scores on search results (off by default)
+APPEARANCE_KEY = "view/appearance"  # QSettings: "system" (default), "light" or "dark"
+APPEARANCES = (("system", "Follow the system"), ("light", "Light"), ("dark", "Dark"))
+
+
+def appearance() -> str:
+    """The appearance chosen in Settings: "system", "light" or "dark"."""
+    from PySide6.QtCore import QSettings
+
+    value = str(QSettings().value(APPEARANCE_KEY, "system") or "system")
+    return value if value in ("system", "light", "dark") else "system"
+
+
 def is_dark() -> bool:
     """Whether the system asks for a dark appearance (Qt 6.5+ colour scheme, else the palette).
 
-    ``PHOTOEMBED_COLOR_SCHEME=dark|light`` overrides it, for desktops that do not report their scheme.
+    The appearance chosen in Settings (light or dark) wins over the system's; ``PHOTOEMBED_COLOR_SCHEME=dark|light``
+    wins over both (screenshots, desktops that do not report their scheme).
     """
-    override = os.environ.get("PHOTOEMBED_COLOR_SCHEME", "").lower()
+    override = os.environ.get("PHOTOEMBED_COLOR_SCHEME", "").lower() or appearance()
     if override in ("dark", "light"):
         return override == "dark"
     scheme = QGuiApplication.styleHints().colorScheme()

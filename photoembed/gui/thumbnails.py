@@ -1,5 +1,9 @@
 """Thumbnails: decoded as ``QImage`` on pool threads, cached as ``QPixmap`` by ``(photo_id, size)``.
 
+A :class:`DiskThumbnailCache` keeps every decoded thumbnail as a small JPEG under the library's cache folder,
+keyed by the photo's *stamp* (content hash, size, modification time): a restart shows the grid from those
+files without decoding an original again, and a photo that changes gets a new stamp, so a new thumbnail.
+
 The decoder (``photoembed.imaging.decode.load_thumbnail``) runs on a pool thread and the ``QImage`` is built
 there too (``QImage`` is safe off the GUI thread; ``QPixmap`` is not). The GUI thread turns it into a
 ``QPixmap`` when it arrives and keeps it in a byte-bounded LRU. Requests are served newest first, so after
@@ -9,13 +13,16 @@ a fast scroll the photos now on screen decode before the ones scrolled past.
 from __future__ import annotations
 
 import collections
+import hashlib
 import logging
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QObject, Signal
-from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtCore import QObject, QSaveFile, Signal
+from PySide6.QtGui import QImage, QPainter, QPixmap
 
 from photoembed.errors import KnownError
 from photoembed.gui.workers import BackgroundPool, TaskError
@@ -55,6 +62,88 @@ def load_qimage(path: Path, size: int) -> QImage:
     return pil_to_qimage(image)
 
 
+CACHEDIR_TAG = (
+    "Signature: 8a477f597d28d172789f06886806bc55\n"
+    "# This file is a cache directory tag created by photoembed.\n"
+    "# For information about cache directory tags, see https://bford.info/cachedir/\n"
+)
+
+
+class DiskThumbnailCache:
+    """Thumbnails on disk, one JPEG per ``(stamp, size)``. Safe to use from several pool threads at once.
+
+    Args:
+        folder: where the files go (created, and marked with a ``CACHEDIR.TAG`` so backups skip it).
+
+    Attributes:
+        hits, misses: how many loads were served from disk, and how many were not (for tests and benchmarks).
+    """
+
+    QUALITY = 85
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+        self._ready = False
+
+    def _ensure(self) -> None:
+        if self._ready:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tag = self.folder / "CACHEDIR.TAG"
+        if not tag.exists():
+            tag.write_text(CACHEDIR_TAG, encoding="ascii")
+        self._ready = True
+
+    def file_for(self, stamp: str, size: int) -> Path:
+        digest = hashlib.blake2b(f"{stamp}|{size}".encode(), digest_size=16).hexdigest()
+        return self.folder / digest[:2] / f"{digest}.jpg"
+
+    def load(self, stamp: str, size: int) -> QImage | None:
+        """The stored thumbnail, or None when there is none (or it is unreadable)."""
+        file = self.file_for(stamp, size)
+        image = QImage(str(file)) if file.is_file() else QImage()
+        with self._lock:
+            if image.isNull():
+                self.misses += 1
+                return None
+            self.hits += 1
+        return image
+
+    def store(self, stamp: str, size: int, image: QImage) -> None:
+        """Write a thumbnail atomically; a failure only costs a decode next time."""
+        if image.isNull():
+            return
+        try:
+            self._ensure()
+            file = self.file_for(stamp, size)
+            file.parent.mkdir(exist_ok=True)
+            saver = QSaveFile(str(file))
+            if not saver.open(QSaveFile.OpenModeFlag.WriteOnly):
+                return
+            # JPEG has no alpha: flatten onto white so transparent PNGs do not turn black.
+            flat = image
+            if image.hasAlphaChannel():
+                flat = QImage(image.size(), QImage.Format.Format_RGB32)
+                flat.fill(0xFFFFFFFF)
+                painter = QPainter(flat)
+                painter.drawImage(0, 0, image)
+                painter.end()
+            if flat.save(saver, "JPEG", self.QUALITY):  # type: ignore[call-overload]  # PySide6 takes a str
+                saver.commit()
+            else:
+                saver.cancelWriting()
+        except (OSError, ValueError) as exc:
+            logger.debug("Cannot store a thumbnail in %s: %s", self.folder, exc)
+
+    def file_count(self) -> int:
+        if not self.folder.is_dir():
+            return 0
+        return sum(len(files) for _root, _dirs, files in os.walk(self.folder)) - 1  # less the tag
+
+
 class ThumbnailProvider(QObject):
     """Lazily decoded, LRU-cached thumbnails. GUI thread API.
 
@@ -63,6 +152,7 @@ class ThumbnailProvider(QObject):
         budget_bytes: the cache's memory budget (pixmaps are evicted least recently used first).
         loader: decodes one thumbnail on a pool thread (tests inject their own).
         in_flight: decodes submitted to the pool at once; the rest wait in a newest-first stack.
+        disk: where thumbnails persist between runs (requests that pass a ``stamp`` use it).
 
     Signals:
         ready(photo_id, size): a thumbnail (or its failure) is now in the cache.
@@ -77,22 +167,28 @@ class ThumbnailProvider(QObject):
         budget_bytes: int = 160 * 1024 * 1024,
         loader: Loader = load_qimage,
         in_flight: int = 3,
+        disk: DiskThumbnailCache | None = None,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self._pool = pool
+        self.disk = disk
         self._loader = loader
         self._budget = budget_bytes
         self._in_flight_max = max(1, in_flight)
         self._cache: collections.OrderedDict[ThumbKey, QPixmap] = collections.OrderedDict()
         self._bytes = 0
         self._failed: dict[ThumbKey, str] = {}
-        self._waiting: collections.OrderedDict[ThumbKey, Path] = collections.OrderedDict()
+        self._waiting: collections.OrderedDict[ThumbKey, tuple[Path, str | None]] = collections.OrderedDict()
         self._running: set[ThumbKey] = set()
         self._epoch = 0
 
-    def get(self, photo_id: int, path: Path, size: int) -> QPixmap | None:
-        """The cached thumbnail, or None after queueing its decode (``ready`` follows)."""
+    def get(self, photo_id: int, path: Path, size: int, stamp: str | None = None) -> QPixmap | None:
+        """The cached thumbnail, or None after queueing its decode (``ready`` follows).
+
+        ``stamp`` identifies the photo's content (see :class:`DiskThumbnailCache`); with one, the thumbnail
+        is read from and kept on disk.
+        """
         key = (photo_id, size)
         pixmap = self._cache.get(key)
         if pixmap is not None:
@@ -100,7 +196,7 @@ class ThumbnailProvider(QObject):
             return pixmap
         if key in self._failed or key in self._running:
             return None
-        self._waiting[key] = path
+        self._waiting[key] = (path, stamp)
         self._waiting.move_to_end(key)
         while len(self._waiting) > MAX_QUEUED:
             self._waiting.popitem(last=False)
@@ -138,14 +234,27 @@ class ThumbnailProvider(QObject):
 
     def _pump(self) -> None:
         while self._waiting and len(self._running) < self._in_flight_max:
-            key, path = self._waiting.popitem(last=True)  # newest first: what is on screen now
+            key, (path, stamp) = self._waiting.popitem(last=True)  # newest first: what is on screen now
             self._running.add(key)
-            self._submit(key, path, self._epoch)
+            self._submit(key, path, stamp, self._epoch)
 
-    def _submit(self, key: ThumbKey, path: Path, epoch: int) -> None:
+    def _submit(self, key: ThumbKey, path: Path, stamp: str | None, epoch: int) -> None:
         loader = self._loader
+        disk = self.disk if stamp else None
+        size = key[1]
+
+        def load() -> QImage:
+            if disk is not None and stamp:
+                stored = disk.load(stamp, size)
+                if stored is not None:
+                    return stored
+            image = loader(path, size)
+            if disk is not None and stamp:
+                disk.store(stamp, size, image)
+            return image
+
         self._pool.submit(
-            lambda: loader(path, key[1]),
+            load,
             lambda image: self._arrived(key, epoch, image),
             lambda error: self._broken(key, epoch, error),
         )

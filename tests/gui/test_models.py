@@ -109,3 +109,39 @@ def test_protected_photos_stay_kept_whatever_the_choice() -> None:
     cluster = Cluster("same", (member(1, keep=True), member(2, keep=True, protected=True), member(3, keep=False)))
     chosen = with_keeper(cluster, 3)
     assert {p.photo_id for p in chosen.photos if p.keep} == {2, 3}
+
+
+def test_browse_grid_model_with_months_and_stamps(qtmodeltester: ModelTester, tmp_path: Path) -> None:
+    from photoembed.gui.models import MonthRole, RelevanceRole
+    from photoembed.gui.thumbnails import DiskThumbnailCache
+
+    disk = DiskThumbnailCache(tmp_path / "thumbs")
+    thumbs = ThumbnailProvider(BackgroundPool(force_sync=True), loader=solid, disk=disk)
+    model = PhotoGridModel(thumbs, thumb_size=64)
+    model.set_results([1, 2, 3], ["/x/a.jpg", "/x/b.jpg", "/x/c.jpg"], None, stamps=["h1:1:1", "h2:1:1", "h3:1:1"],
+                      months=[(0, 2024, 3), (2, 2023, 12)])
+    qtmodeltester.check(model, force_py=True)
+    assert [model.index(r).data(MonthRole) for r in range(3)] == ["March 2024", None, "December 2023"]
+    assert model.index(0).data(RelevanceRole) is None  # browsing: no relevance
+    model.index(0).data(ThumbnailRole)
+    assert disk.file_count() == 1
+    assert disk.misses == 1
+    assert (tmp_path / "thumbs" / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    model.set_results([7, 8], ["/x/a.jpg", "/x/b.jpg"], [0.31, 0.29])
+    qtmodeltester.check(model, force_py=True)
+    assert [model.index(r).data(RelevanceRole) for r in range(2)] == [1.0, 0.0]
+
+
+def test_selection_copy_and_export_list(qtbot: QtBot, tmp_path: Path) -> None:
+    from PySide6.QtGui import QGuiApplication
+
+    from photoembed.gui.grid import copy_files, write_path_list
+
+    chosen = [tmp_path / "a b.jpg", tmp_path / "ç.jpg"]
+    copy_files(chosen)
+    mime = QGuiApplication.clipboard().mimeData()
+    assert [Path(u.toLocalFile()) for u in mime.urls()] == chosen
+    assert mime.text().splitlines() == [str(p) for p in chosen]
+    listing = tmp_path / "list.txt"
+    write_path_list(listing, chosen)
+    assert listing.read_text(encoding="utf-8").splitlines() == [str(p) for p in chosen]

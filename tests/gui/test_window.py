@@ -14,7 +14,7 @@ from photoembed.config import Paths
 from photoembed.dedup.records import TrashPlan
 from photoembed.gui.controller import LibraryController
 from photoembed.gui.main_window import MainWindow
-from photoembed.gui.models import ActivityRole, PathRole, PhotoCountRole
+from photoembed.gui.models import ActivityRole, PathRole, PhotoCountRole, RelevanceRole
 
 
 def drop(window: MainWindow, paths: list[Path]) -> None:
@@ -187,11 +187,17 @@ def test_search_as_you_type_shows_results(qtbot: QtBot, model_home: Path, photos
     scores = [model.index(i).data(Qt.ItemDataRole.UserRole + 3) for i in range(model.rowCount())]
     assert scores == sorted(scores, reverse=True)
     assert {Path(model.index(i).data(PathRole)).parent for i in range(model.rowCount())} == {photos.resolve()}
-    assert "scores" in win.search.summary.text()
+    assert win.search.summary.text() == "13 photos, best match first"  # no raw cosines by default
+    relevance = [model.index(i).data(RelevanceRole) for i in range(model.rowCount())]
+    assert relevance[0] == 1.0
+    assert relevance[-1] == 0.0
 
-    # Find similar: a library photo searches by its stored vector, on the read pool.
+    # Find similar: a library photo searches by its stored vector, on the read pool; it is not its own result.
     win.search.search_photo(photos / "img03.jpg")
-    qtbot.waitUntil(lambda: model.rowCount() > 0 and model.index(0).data(PathRole).endswith("img03.jpg"))
+    qtbot.waitUntil(lambda: "Similar" in win.search.field.text() and model.rowCount() == 12)
+    names = {Path(model.index(i).data(PathRole)).name for i in range(model.rowCount())}
+    assert "img03.jpg" not in names
+    assert "img00.jpg" in names
     win.close()
 
 
@@ -231,7 +237,7 @@ def test_trash_message_stays_and_an_empty_result_is_reported(
 
 
 def test_indexing_is_shown_in_the_sidebar_search_pane_and_progress_bar(
-    window: MainWindow, controller: LibraryController, photos: Path
+    window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot
 ) -> None:
     from photoembed.core.indexer import Progress
 
@@ -248,7 +254,7 @@ def test_indexing_is_shown_in_the_sidebar_search_pane_and_progress_bar(
     assert seen, "the sync reported its indexing steps"
     sidebar, search, bar, folder = seen[-1]
     assert sidebar.startswith("Indexing… ")
-    assert folder == sidebar  # the folder's row says it is being indexed too
+    assert folder == "Indexing…"  # the folder's row says it is being indexed, not the library's N/M
     assert sidebar.endswith("/13")
     assert "being indexed" in search
     assert "Add a folder" not in search
@@ -256,7 +262,9 @@ def test_indexing_is_shown_in_the_sidebar_search_pane_and_progress_bar(
     # Once the sync is over, the counts come back.
     assert window.sidebar.total.text() == "13 photos in 1 folder"
     assert window.sidebar.model.index(0).data(ActivityRole) == ""
-    assert "Type to search 13 photos" in window.search.message.text()
+    # ... and the library view shows the photos.
+    qtbot.waitUntil(lambda: window.search.grid_model.rowCount() == 13)
+    assert window.search.stack.currentWidget() is window.search.grid_page
 
 
 def test_date_filter_defaults_to_the_librarys_range(
@@ -272,3 +280,34 @@ def test_date_filter_defaults_to_the_librarys_range(
     assert window.search.from_date.date().toPython() == first
     assert window.search.to_date.date().toPython() == last
     assert not window.search.from_date.isEnabled()
+
+
+def test_ctrl_comma_opens_settings_and_view_choices_apply(
+    window: MainWindow, controller: LibraryController, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QSettings
+    from PySide6.QtGui import QPalette
+    from PySide6.QtWidgets import QApplication
+
+    from photoembed.gui import theme
+    from photoembed.gui.settings_dialog import SettingsDialog
+
+    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "qsettings"))
+    controller.open()
+    window.activateWindow()
+    qtbot.keyClick(window, Qt.Key.Key_Comma, Qt.KeyboardModifier.ControlModifier)
+    dialogs = [w for w in QApplication.topLevelWidgets() if isinstance(w, SettingsDialog) and w.isVisible()]
+    assert len(dialogs) == 1
+    dialog = dialogs[0]
+    dialog.appearance.setCurrentIndex(dialog.appearance.findData("dark"))
+    dialog.raw_scores.setChecked(True)
+    dialog.accept()
+    assert theme.appearance() == "dark"
+    assert QApplication.palette().color(QPalette.ColorRole.Window).lightness() < 128
+    assert window.search.grid.delegate.show_score
+    QSettings().setValue(theme.APPEARANCE_KEY, "system")
+    QSettings().setValue(theme.RAW_SCORES_KEY, False)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    theme.apply_theme(app)
