@@ -4,18 +4,29 @@ The catalog is the source of truth; the FAISS index is rebuilt from it. It runs 
 (search, the GUI) never wait for the indexing thread's writes, and every write batch is one transaction, so a
 crash loses at most the batch in flight.
 
-Thread contract: a :class:`Catalog` hands each thread its own connection. Writes are meant to come from
-one thread (the one that owns the model and the index), which SQLite serialises anyway.
+Thread contract: a :class:`Catalog` hands each thread its own connection, which lives as long as that
+thread: a connection whose thread has ended is closed when the next one is opened (so pools whose threads
+come and go never pile up connections), and :meth:`Catalog.release` closes the calling thread's at once.
+Writes are meant to come from one thread (the one that owns the model and the index), which SQLite
+serialises anyway.
+
+Paths are stored losslessly: a file name that is not valid UTF-8 (Python gives it lone surrogates under
+``surrogateescape``) is stored as the BLOB of its raw bytes and read back as the same ``str``.
+
+Privacy: the catalog and its WAL and shared-memory files are created readable by their owner only
+(0600), whatever the umask (SQLite gives the WAL and SHM files the database file's permissions).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +38,51 @@ from photoembed.storage.schema import MIGRATIONS, SCHEMA_VERSION
 logger = logging.getLogger(__name__)
 
 VECTOR_DTYPE = np.dtype("<f2")  # float16 halves the catalog; CLIP cosine scores change by < 1e-3
+FILE_MODE = 0o600
+
+
+@dataclass
+class VectorChanges:
+    """The change-log entries after a position, read in one transaction with the vectors they point to.
+
+    Attributes:
+        last_seq: the newest log position (the given one when nothing changed).
+        floor: log entries at or below this may have been pruned (a reader behind it must reload).
+        changed: int64, sorted unique ids of the photos changed after the position (removed or not).
+        ids: those of them that are readable and have a vector for the model now.
+        vectors: float32[len(ids), d] their vectors.
+    """
+
+    last_seq: int
+    floor: int
+    changed: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+@dataclass
+class VectorState:
+    """Every vector of a model with the log position (and its nonce) they are current at."""
+
+    last_seq: int
+    nonce: int
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+def db_path(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is stored: as text, or as its raw bytes when it is not valid UTF-8."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def path_from_db(value: str | bytes) -> str:
+    """The inverse of :func:`db_path`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
 class Catalog:
@@ -35,13 +91,14 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path) -> Catalog:
         """Open (creating and migrating as needed) the catalog at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         catalog = cls(path)
         catalog._migrate()
         return catalog
@@ -63,17 +120,54 @@ class Catalog:
             conn.row_factory = sqlite3.Row
             self._local.conn = conn
             with self._lock:
-                self._connections.append(conn)
+                dead = [(t, c) for t, c in self._connections if not t.is_alive()]
+                self._connections = [(t, c) for t, c in self._connections if t.is_alive()]
+                self._connections.append((threading.current_thread(), conn))
+            for _thread, old in dead:  # their threads ended: nobody can use them any more
+                with contextlib.suppress(sqlite3.Error):
+                    old.close()
+            for suffix in ("-wal", "-shm"):
+                _make_private(self.path.with_name(self.path.name + suffix), create=False)
         return conn
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open (tests and the soak benchmark watch this stay flat)."""
+        with self._lock:
+            return len(self._connections)
+
+    def release(self) -> None:
+        """Close the calling thread's connection (a task that ends); the next use opens a new one."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._connections = [(t, c) for t, c in self._connections if c is not conn]
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            for conn in self._connections:
+            for _thread, conn in self._connections:
                 with contextlib.suppress(sqlite3.Error):
                     conn.close()
             self._connections.clear()
         self._local = threading.local()
+
+    @contextlib.contextmanager
+    def read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one state of the catalog (a WAL read snapshot)."""
+        db = self.db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -181,11 +275,24 @@ class Catalog:
                 "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
                 "WHERE (path = ? OR (path >= ? AND path < ?)) AND +root_id = ?"
             )
-            args = (folder, folder + "/", folder + "0", root_id)
-        return {
-            r["path"]: FileState(r["id"], r["path"], r["size"], r["mtime_ns"], r["content_hash"], r["state"])
-            for r in self.db.execute(sql, args)
-        }
+            args = (db_path(folder), db_path(folder + "/"), db_path(folder + "0"), root_id)
+        states = {}
+        for r in self.db.execute(sql, args):
+            path = path_from_db(r["path"])
+            states[path] = FileState(r["id"], path, r["size"], r["mtime_ns"], r["content_hash"], r["state"])
+        if under is not None and folder != db_path(folder):
+            return states  # a folder whose own name is not UTF-8: everything in it is stored as bytes
+        if under is not None:
+            # Files with non-UTF-8 names below the folder are BLOBs, which sort after every text value.
+            raw = os.fsencode(folder)
+            blob_sql = (
+                "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
+                "WHERE path >= ? AND path < ? AND +root_id = ?"
+            )
+            for r in self.db.execute(blob_sql, (raw + b"/", raw + b"0", root_id)):
+                path = path_from_db(r["path"])
+                states[path] = FileState(r["id"], path, r["size"], r["mtime_ns"], r["content_hash"], r["state"])
+        return states
 
     def root_counts(self) -> dict[int, tuple[int, int]]:
         """``{root_id: (readable, failed)}`` in one query (status and the sidebar refresh this often)."""
@@ -230,7 +337,7 @@ class Catalog:
             RETURNING id
             """,
             (
-                root_id, path, size, mtime_ns, content_hash, "error" if error else "ok", error,
+                root_id, db_path(path), size, mtime_ns, content_hash, "error" if error else "ok", error,
                 info.format, info.width, info.height, info.taken, int(info.taken_from_exif),
                 int(info.has_gps), info.phash, info.sharpness, time.time(),
             ),
@@ -241,7 +348,7 @@ class Catalog:
         """A file renamed or moved: keep its row (id, metadata, embedding), change where it lives."""
         self.db.execute(
             "UPDATE photos SET root_id = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-            (root_id, new_path, size, mtime_ns, photo_id),
+            (root_id, db_path(new_path), size, mtime_ns, photo_id),
         )
 
     def delete_photos(self, photo_ids: Iterable[int]) -> int:
@@ -252,7 +359,7 @@ class Catalog:
         return len(ids)
 
     def photo_by_path(self, path: Path | str) -> Photo | None:
-        row = self.db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE path = ?", (str(path),)).fetchone()
+        row = self.db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE path = ?", (db_path(path),)).fetchone()
         return None if row is None else _photo_from_row(row)
 
     def photos_by_ids(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
@@ -289,7 +396,7 @@ class Catalog:
 
     def failures(self) -> list[Failure]:
         rows = self.db.execute("SELECT path, error FROM photos WHERE state = 'error' ORDER BY path")
-        return [Failure(Path(r["path"]), r["error"] or "unknown error") for r in rows]
+        return [Failure(Path(path_from_db(r["path"])), r["error"] or "unknown error") for r in rows]
 
     def counts(self, model: str | None) -> dict[str, int]:
         """Photos known, readable, failed, and (for a model) embedded and pending."""
@@ -323,7 +430,7 @@ class Catalog:
             "WHERE p.state = 'ok' AND e.content_hash IS NULL ORDER BY p.path",
             (model,),
         )
-        return [FileState(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def put_embeddings(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         self.db.executemany(
@@ -369,6 +476,73 @@ class Catalog:
             matrix[row] = np.frombuffer(blob, dtype=VECTOR_DTYPE)
         return np.asarray(id_list, dtype=np.int64), matrix
 
+    def embedded_count(self, model: str) -> int:
+        """Readable photos with a vector for ``model``."""
+        return self.counts(model)["embedded"]
+
+    # -- the change log the vector index follows (see photoembed.storage.vector_index) ------------------
+
+    def _change_floor(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'vector_changes_floor'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _last_change(self, db: sqlite3.Connection) -> tuple[int, int]:
+        row = db.execute("SELECT seq, nonce FROM vector_changes ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return self._change_floor(db), 0
+        return int(row[0]), int(row[1])
+
+    def vector_changes(self, model: str, since: int) -> VectorChanges:
+        """The photos changed after log position ``since`` and their current vectors, in one read."""
+        with self.read_transaction() as db:
+            floor = self._change_floor(db)
+            rows = db.execute("SELECT seq, photo_id FROM vector_changes WHERE seq > ?", (since,)).fetchall()
+            if not rows:
+                return VectorChanges(
+                    max(since, 0), floor, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+                )
+            last_seq = max(int(r[0]) for r in rows)
+            changed = np.unique(np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=len(rows)))
+            ids, vectors = self.vectors(model, changed.tolist())
+        return VectorChanges(last_seq, floor, changed, ids, vectors)
+
+    def vector_change_count(self, since: int) -> int:
+        """Log entries after position ``since``."""
+        return int(self.db.execute("SELECT COUNT(*) FROM vector_changes WHERE seq > ?", (since,)).fetchone()[0])
+
+    def change_nonce(self, seq: int) -> int | None:
+        """The nonce of log entry ``seq`` (0 for position 0), or None when there is no such entry."""
+        if seq == 0:
+            return 0
+        row = self.db.execute("SELECT nonce FROM vector_changes WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def change_is_known(self, seq: int, nonce: int) -> bool:
+        """Whether log position ``seq`` with ``nonce`` is part of this catalog's history, with every entry
+        after it still in the log (an index built there can be brought up to date from the log)."""
+        if seq == 0:
+            return nonce == 0 and self._change_floor(self.db) == 0
+        return self.change_nonce(seq) == nonce
+
+    def vectors_at_change(self, model: str) -> VectorState:
+        """Every vector of ``model`` and the log position they are current at (one read transaction)."""
+        with self.read_transaction() as db:
+            last_seq, nonce = self._last_change(db)
+            ids, vectors = self.vectors(model, dtype=np.float16)
+        return VectorState(last_seq, nonce, ids, vectors)
+
+    def prune_vector_changes(self, *, below: int) -> int:
+        """Forget log entries before position ``below`` (an index was persisted at or after it)."""
+        with self.transaction() as db:
+            cur = db.execute("DELETE FROM vector_changes WHERE seq < ?", (below,))
+            floor = max(self._change_floor(db), below - 1)
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('vector_changes_floor', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(floor),),
+            )
+        return cur.rowcount
+
     def embedding_models(self) -> list[str]:
         """The models that have vectors in this catalog."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM embeddings ORDER BY model")]
@@ -398,7 +572,7 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
     return Photo(
         id=row["id"],
         root_id=row["root_id"],
-        path=Path(row["path"]),
+        path=Path(path_from_db(row["path"])),
         size=row["size"],
         mtime_ns=row["mtime_ns"],
         content_hash=row["content_hash"],
@@ -418,4 +592,26 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
 
 
 def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of a migration script (a trigger's body holds semicolons of its own)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def _make_private(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` readable by its owner only; create it empty first (0600) when asked and missing."""
+    try:
+        if create:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+            os.close(fd)
+        if path.exists() and (path.stat().st_mode & 0o777) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+    except OSError as exc:
+        logger.debug("Cannot make %s private: %s", path, exc)
