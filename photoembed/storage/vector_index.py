@@ -221,6 +221,7 @@ class VectorIndex:
         self.catalog = catalog
         self._snapshots: dict[str, _Snapshot] = {}
         self._lock = threading.RLock()  # the writer's: loading, merging, rebuilding, persisting
+        self._load_lock = threading.Lock()  # a reader's first load from disk (never waits on a rebuild)
         self.rebuilds = 0
         self.merges = 0
         self._exact_fallback_warned: set[str] = set()
@@ -513,17 +514,17 @@ class VectorIndex:
         but a snapshot loaded from disk). None when there is no usable index: the caller scans exactly."""
         snap = self._snapshots.get(model)
         if snap is None:
-            with self._lock:
+            with self._load_lock:
                 snap = self._snapshots.get(model)
                 if snap is None:
                     snap = self._load(model)
                     if snap is None:
                         return None
-                    self._snapshots[model] = snap
+                    self._snapshots.setdefault(model, snap)
         changes = self.catalog.vector_changes(model, snap.tail.seq)
         if changes.floor > snap.tail.seq or changes.changed.size > 4 * merge_threshold(snap.meta.count):
             # Another process's writer moved on (and pruned its log): its newer file is the better start.
-            with self._lock:
+            with self._load_lock:
                 fresh = self._load(model)
             if fresh is not None and fresh.meta.seq > snap.meta.seq:
                 if self._snapshots.get(model) is snap:
