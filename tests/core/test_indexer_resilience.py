@@ -52,7 +52,8 @@ def test_an_unexpected_exception_fails_that_photo_only(
     assert [f.path.name for f in failures] == ["3.jpg"]
     assert failures[0].reason.startswith("internal error: AttributeError")
     logged = [r for r in caplog.records if r.exc_info is not None]
-    assert logged and "3.jpg" in logged[0].getMessage()  # the traceback is in the log
+    assert logged
+    assert "3.jpg" in logged[0].getMessage()
     # Recorded like any bad file: not retried while unchanged, retried once changed.
     monkeypatch.setattr(indexer_module, "decode_photo", real_decode)
     again = _indexer(catalog)
@@ -74,7 +75,8 @@ def test_a_name_that_is_not_utf8_is_stored_losslessly(catalog: Catalog, tmp_path
     report = indexer.run()
     assert (report.added, report.failed) == (2, 0)
     photo = catalog.photo_by_path(os.fsdecode(raw))
-    assert photo is not None and photo.ok
+    assert photo is not None
+    assert photo.ok
     assert os.fsencode(photo.path) == raw  # the very bytes come back
     assert indexer.run().added == 0  # found again, not re-added
     assert indexer.run(paths=[photos]).added == 0  # a scoped sync of its folder finds it too

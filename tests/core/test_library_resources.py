@@ -38,8 +38,9 @@ def _open_fds() -> int:
 def _search_in_a_new_thread(library: Library, vector: np.ndarray, k: int) -> list[int]:
     """A search on a thread that ends right after it, as the GUI's expiring read-pool threads do."""
     found: list[int] = []
+    model = library.settings.model
     thread = threading.Thread(
-        target=lambda: found.extend(p for p, _ in library.vector_index.search(library.settings.model, vector[None], k)[0])
+        target=lambda: found.extend(p for p, _ in library.vector_index.search(model, vector[None], k)[0])
     )
     thread.start()
     thread.join(30)
@@ -59,7 +60,8 @@ def test_fifty_syncs_and_searches_leak_no_fds_or_connections(library: Library, t
         report = library.indexer().run()
         assert report.added == 1
         photo = library.catalog.photo_by_path(photos / f"{i}.jpg")
-        assert photo is not None and photo.content_hash is not None
+        assert photo is not None
+        assert photo.content_hash is not None
         vector = library.catalog.embedding_for_hash(model, photo.content_hash)
         assert vector is not None
         assert photo.id in _search_in_a_new_thread(library, vector, 100)
@@ -95,7 +97,8 @@ def test_searches_during_a_sync_see_its_committed_photos(library: Library, tmp_p
         assert restarted.indexer().run().added == 1
         assert restarted.vector_index.rebuilds == 0  # loaded from disk, the new photo applied to it
         new = restarted.catalog.photo_by_path(photos / "new.jpg")
-        assert new is not None and new.content_hash is not None
+        assert new is not None
+        assert new.content_hash is not None
         vector = restarted.catalog.embedding_for_hash(model, new.content_hash)
         assert vector is not None
         assert new.id in _search_in_a_new_thread(restarted, vector, 50)
@@ -186,7 +189,7 @@ def test_the_home_is_private_whatever_the_umask(model_home: Path, tmp_path: Path
         assert (library.paths.data / "catalog.sqlite3-wal").exists()
         checked = []
         for top in (library.paths.data, library.paths.config):
-            for dirpath, dirnames, filenames in os.walk(top):
+            for dirpath, _dirnames, filenames in os.walk(top):
                 assert stat.S_IMODE(os.stat(dirpath).st_mode) == 0o700, dirpath
                 for name in filenames:
                     path = Path(dirpath) / name
