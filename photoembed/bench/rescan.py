@@ -67,7 +67,7 @@ def cmd_bench_rescan(args: argparse.Namespace, library_factory: Callable[[], Any
                 if (report.added, report.updated, report.moved, report.removed) != (0, 0, 0, 0):
                     raise RuntimeError(f"a no-change sync changed the catalog: {report}")
             if model is not None:
-                _synthetic_vectors(catalog, paths, model)
+                _synthetic_vectors(catalog, paths=paths, model=model)
         finally:
             catalog.close()
         per_10k = min(timings) * 10_000 / args.photos
@@ -97,11 +97,11 @@ def _share_model(library_factory: Callable[[], Any], paths: Paths) -> str | None
         library.close()
 
 
-def _synthetic_vectors(catalog: Catalog, paths: Paths, model: str) -> None:
+def _synthetic_vectors(catalog: Catalog, *, paths: Paths, model: str, dim: int = 512) -> None:
     """A vector per photo (random: what is timed never reads them) and the index, as if all were embedded."""
     hashes = [h for (h,) in catalog.db.execute("SELECT DISTINCT content_hash FROM photos WHERE state = 'ok'")]
     rng = np.random.default_rng(1)
-    vectors = rng.standard_normal((len(hashes), 512)).astype(np.float32)
+    vectors = rng.standard_normal((len(hashes), dim)).astype(np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     with catalog.transaction():
         catalog.put_embeddings(model, zip(hashes, vectors, strict=True))
