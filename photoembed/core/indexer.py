@@ -82,6 +82,8 @@ class DerivedIndex(Protocol):
 
     def maintain(self, model: str, cancel: threading.Event | None = None) -> Iterator[IndexStep]: ...
 
+    def compact_log(self) -> None: ...
+
 
 class EncoderSource(Protocol):
     """A model loaded on first need (photoembed.library.Library gives one): ``name`` without loading."""
@@ -109,6 +111,14 @@ class _Loaded:
 
     def held(self) -> contextlib.AbstractContextManager[object]:
         return contextlib.nullcontext()
+
+
+class ModelLoadError(Exception):
+    """The model failed to load on the first photo that needed it (wraps the cause, re-raised by sync)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -218,12 +228,20 @@ class Indexer:
         return self._encoder
 
     def _load_encoder(self) -> ImageEncoder | None:
-        """Decode-pool thread or writer: the model, loaded on the first call."""
+        """Decode-pool thread or writer: the model, loaded on the first call.
+
+        Raises:
+            ModelLoadError: the model cannot be loaded (not a photo's fault: the sync stops, as before any
+                photo would be recorded as failed).
+        """
         if self._source is None:
             return None
         with self._encoder_lock:
             if self._encoder is None:
-                self._encoder = self._source.get()
+                try:
+                    self._encoder = self._source.get()
+                except Exception as exc:
+                    raise ModelLoadError(exc) from exc
             return self._encoder
 
     def forget_encoder(self) -> None:
@@ -305,6 +323,8 @@ class Indexer:
         if self.model is not None and self.vector_index is not None:
             for step in self.vector_index.maintain(self.model, cancel):
                 yield Progress("finish", step.done, step.total, failed=self.report.failed, message=step.message)
+        elif self.vector_index is not None:
+            self.vector_index.compact_log()  # no model: nothing follows the change log
         yield Progress("done", 1, 1, failed=self.report.failed, message=self._summary())
 
     def run(self, **kwargs: object) -> SyncReport:
@@ -408,7 +428,10 @@ class Indexer:
                     break
             while pending:
                 _check(cancel)
-                result = pending.popleft().result()
+                try:
+                    result = pending.popleft().result()
+                except ModelLoadError as exc:
+                    raise exc.cause from None
                 next_job = next(queue, None)
                 if next_job is not None:
                     pending.append(pool.submit(self._read, next_job))
@@ -437,6 +460,8 @@ class Indexer:
         """
         try:
             return self._read_one(job)
+        except ModelLoadError:
+            raise
         except Exception as exc:  # a per-file failure is data: recorded, logged, and the batch goes on
             logger.exception("Internal error while reading %s", job.path)
             result = _Result(job)

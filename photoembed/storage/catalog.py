@@ -506,6 +506,15 @@ class Catalog:
             ids, vectors = self.vectors(model, changed.tolist())
         return VectorChanges(last_seq, floor, changed, ids, vectors)
 
+    def last_change_seq(self) -> int:
+        """The newest log position."""
+        return self._last_change(self.db)[0]
+
+    def oldest_change_seq(self) -> int:
+        """The oldest log position still in the log (a huge number when it is empty)."""
+        row = self.db.execute("SELECT MIN(seq) FROM vector_changes").fetchone()
+        return int(row[0]) if row[0] is not None else 2**62
+
     def vector_change_count(self, since: int) -> int:
         """Log entries after position ``since``."""
         return int(self.db.execute("SELECT COUNT(*) FROM vector_changes WHERE seq > ?", (since,)).fetchone()[0])

@@ -345,6 +345,23 @@ class VectorIndex:
                 snap = replace(snap, meta=meta, persisted=True)
             self._snapshots[model] = snap
 
+    def compact_log(self) -> None:
+        """Writer, when no model follows the log: drop the entries no index file on disk still needs."""
+        with self._lock:
+            seqs = []
+            try:
+                sidecars = list(self.directory.glob("*.json"))
+            except OSError:
+                sidecars = []
+            for sidecar in sidecars:
+                try:
+                    seqs.append(IndexMeta.from_json(json.loads(sidecar.read_text(encoding="utf-8"))).seq)
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+            below = min(seqs) if seqs else self.catalog.last_change_seq()
+            if below > 0 and self.catalog.oldest_change_seq() < below:
+                self.catalog.prune_vector_changes(below=below)
+
     def refresh(self, model: str) -> None:
         """Writer: :meth:`maintain` run to the end (scripts, tests, the GUI after removing a folder)."""
         for _ in self.maintain(model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -12,7 +13,9 @@ import pytest
 from photoembed.config import Settings
 from photoembed.core import indexer as indexer_module
 from photoembed.core.indexer import Indexer
+from photoembed.errors import ModelUnavailableError
 from photoembed.storage.catalog import Catalog
+from photoembed.storage.vector_index import VectorIndex
 from tests.conftest import make_photo
 
 
@@ -112,3 +115,41 @@ def test_one_decode_pool_per_indexer_closed_with_it(catalog: Catalog, tmp_path: 
     make_photo(photos / "late.jpg", seed=99)
     assert indexer.run().added == 1  # a closed indexer starts a new pool when needed
     indexer.close()
+
+
+class _BrokenModel:
+    """A model source whose weights turn out unloadable when the first photo needs them."""
+
+    name = "broken/model"
+
+    def get(self) -> object:
+        raise ModelUnavailableError("the weights file is damaged")
+
+    def held(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+
+def test_a_model_that_cannot_load_stops_the_sync_without_failing_photos(catalog: Catalog, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    for i in range(3):
+        make_photo(photos / f"{i}.jpg", seed=i)
+    catalog.add_root(photos)
+    indexer = Indexer(catalog=catalog, settings=Settings(), encoder=None, vector_index=None,
+                      encoder_source=_BrokenModel())  # type: ignore[arg-type]
+    with pytest.raises(ModelUnavailableError, match="damaged"):
+        indexer.run()
+    indexer.close()
+    assert catalog.failures() == []
+
+
+def test_without_a_model_the_change_log_does_not_grow(catalog: Catalog, tmp_path: Path) -> None:
+    photos = tmp_path / "photos"
+    catalog.add_root(photos)
+    index = VectorIndex(tmp_path / "index", catalog)
+    indexer = Indexer(catalog=catalog, settings=Settings(), encoder=None, vector_index=index)
+    for i in range(5):
+        make_photo(photos / f"{i}.jpg", seed=i)
+        indexer.run()
+    indexer.close()
+    rows = catalog.db.execute("SELECT COUNT(*) FROM vector_changes").fetchone()[0]
+    assert rows == 1  # only the newest position is kept
