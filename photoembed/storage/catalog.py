@@ -5,8 +5,10 @@ The catalog is the source of truth; the FAISS index is rebuilt from it. It runs 
 crash loses at most the batch in flight.
 
 Thread contract: a :class:`Catalog` hands each thread its own connection, which lives as long as that
-thread: a connection whose thread has ended is closed when the next one is opened (so pools whose threads
-come and go never pile up connections), and :meth:`Catalog.release` closes the calling thread's at once.
+thread's thread-local storage: it is closed when the thread ends (or, for a thread Python did not start,
+such as a Qt pool's, when the task that called into Python returns and its thread state goes), so pools
+whose threads come and go never pile up connections; :meth:`Catalog.release` closes the calling thread's
+at once.
 Writes are meant to come from one thread (the one that owns the model and the index), which SQLite
 serialises anyway.
 
@@ -25,6 +27,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,13 +88,29 @@ def path_from_db(value: str | bytes) -> str:
     return os.fsdecode(value) if isinstance(value, bytes) else value
 
 
+class _Connection:
+    """A thread's connection, closed when the thread's local storage drops it (thread or task end)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class Catalog:
     """Access to ``catalog.sqlite3``. Open with :meth:`open`; close with :meth:`close`."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connections: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @classmethod
@@ -108,8 +127,8 @@ class Catalog:
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        holder: _Connection | None = getattr(self._local, "conn", None)
+        if holder is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             except sqlite3.Error as exc:
@@ -118,17 +137,13 @@ class Catalog:
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; safe with WAL
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            holder = _Connection(conn)
+            self._local.conn = holder
             with self._lock:
-                dead = [(t, c) for t, c in self._connections if not t.is_alive()]
-                self._connections = [(t, c) for t, c in self._connections if t.is_alive()]
-                self._connections.append((threading.current_thread(), conn))
-            for _thread, old in dead:  # their threads ended: nobody can use them any more
-                with contextlib.suppress(sqlite3.Error):
-                    old.close()
+                self._connections.add(holder)
             for suffix in ("-wal", "-shm"):
                 _make_private(self.path.with_name(self.path.name + suffix), create=False)
-        return conn
+        return holder.conn
 
     @property
     def open_connections(self) -> int:
@@ -138,22 +153,21 @@ class Catalog:
 
     def release(self) -> None:
         """Close the calling thread's connection (a task that ends); the next use opens a new one."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        holder: _Connection | None = getattr(self._local, "conn", None)
+        if holder is None:
             return
         self._local.conn = None
         with self._lock:
-            self._connections = [(t, c) for t, c in self._connections if c is not conn]
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+            self._connections.discard(holder)
+        holder.close()
 
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            for _thread, conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+            holders = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for holder in holders:
+            holder.close()
         self._local = threading.local()
 
     @contextlib.contextmanager

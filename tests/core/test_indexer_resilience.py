@@ -108,10 +108,13 @@ def test_one_decode_pool_per_indexer_closed_with_it(catalog: Catalog, tmp_path: 
     assert catalog.open_connections == 3  # this thread's and one per pool thread, not one per sync
     indexer.close()
     assert decode_threads() == []
-    reader = threading.Thread(target=lambda: catalog.counts(None))
+    assert catalog.open_connections == 1  # the pool threads' connections were closed as they ended
+    opened: list[int] = []
+    reader = threading.Thread(target=lambda: (catalog.counts(None), opened.append(catalog.open_connections)))
     reader.start()
     reader.join()
-    assert catalog.open_connections == 2  # the pool threads' connections closed when the next one opened
+    assert opened == [2]
+    assert catalog.open_connections == 1  # and so was a passing thread's
     make_photo(photos / "late.jpg", seed=99)
     assert indexer.run().added == 1  # a closed indexer starts a new pool when needed
     indexer.close()
