@@ -153,16 +153,17 @@ class Library:
             now = time.monotonic() if now is None else now
             if now - self._last_use < self.model_idle_s:
                 return False
-            unloaded = False
-            for key in [k for k in self._encoders if "image" in k]:
-                self._encoders.pop(key).unload()
-                unloaded = True
-            for indexer in self._indexers.values():
-                indexer.forget_encoder()
+            unloaded = [self._encoders.pop(k) for k in [k for k in self._encoders if "image" in k]]
+            indexers = list(self._indexers.values())
             if unloaded:
                 self.model_unloads += 1
                 logger.info("Unloaded the image model after %.0f s without use", now - self._last_use)
-            return unloaded
+        # Outside the lock: an indexer's own lock is never taken while holding the library's.
+        for indexer in indexers:
+            indexer.forget_encoder()
+        for encoder in unloaded:
+            encoder.unload()
+        return bool(unloaded)
 
     def _arm_idle_timer(self) -> None:
         if self.model_idle_s is None or self._idle_timer is not None:
@@ -177,8 +178,10 @@ class Library:
     def _on_idle_timer(self) -> None:
         with self._lock:
             self._idle_timer = None
-            if not self.unload_idle_model() and any("image" in k for k in self._encoders):
-                self._arm_idle_timer()
+        if not self.unload_idle_model():
+            with self._lock:
+                if any("image" in k for k in self._encoders):
+                    self._arm_idle_timer()
 
     def close(self) -> None:
         with self._lock:

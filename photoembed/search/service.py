@@ -8,7 +8,9 @@ phrase without its own framing ("dog", "a dog on the beach", "red car") is embed
 ("a painting of ...", "screenshot of ..."), is embedded as typed. See :func:`prompt_for`.
 
 Thread contract: a :class:`SearchService` may be called from one worker thread at a time (the encoders
-it is given belong to the thread that calls them); the catalog and the vector index are thread-safe.
+it is given belong to the thread that calls them); the catalog and the vector index are thread-safe. A
+search is a pure reader: it never writes or rebuilds the index (the indexing thread keeps it up to date),
+and sees photos committed a moment ago through the index's exact scan of the catalog's newest changes.
 """
 
 from __future__ import annotations
