@@ -80,6 +80,7 @@ CALIBRATION_QUERIES = 256
 MERGE_MIN = 2048  # the tail is folded into the base past this many changed photos (or MERGE_FRACTION)
 MERGE_FRACTION = 0.02
 FLUSH_MIN = 256  # at the end of a sync, a tail this long is folded in and persisted
+TEMP_MIN_AGE_S = 600.0  # a leaked temp file older than this is no other writer's file in flight
 PERSIST_MIN = 50_000  # a merge persists at once when the file is this many changes behind
 
 KIND_EMPTY = "empty"
@@ -729,16 +730,23 @@ def merge_threshold(base_count: int) -> int:
     return max(MERGE_MIN, int(MERGE_FRACTION * base_count))
 
 
-def clean_temp_files(directory: Path) -> int:
-    """Delete the temp files a crash while writing an index left behind; returns how many."""
+def clean_temp_files(directory: Path, *, min_age_s: float = TEMP_MIN_AGE_S) -> int:
+    """Delete the temp files a crash while writing an index left behind; returns how many.
+
+    Only files older than ``min_age_s``: another process's writer (the app and ``photoembed watch`` on one
+    library) may be writing one right now.
+    """
     removed = 0
     try:
         entries = list(directory.glob(".*.tmp"))
     except OSError:
         return 0
+    now = time.time()
     for entry in entries:
         if ".faiss." in entry.name or ".json." in entry.name:
             with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime < min_age_s:
+                    continue
                 entry.unlink()
                 removed += 1
                 logger.info("Removed %s, left by an interrupted index write", entry)

@@ -3,9 +3,11 @@ that load instead of rebuilding, rollbacks detected, cancellable rebuilds, leake
 
 from __future__ import annotations
 
+import os
 import shutil
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -259,10 +261,15 @@ def test_leaked_temp_files_are_removed_when_the_writer_starts(catalog: Catalog, 
     faiss_file = next((tmp_path / "index").glob("*.faiss"))
     leaked = faiss_file.parent / f".{faiss_file.name}.k3j4h5.tmp"
     leaked.write_bytes(b"x" * 1000)
+    an_hour_ago = time.time() - 3600
+    os.utime(leaked, (an_hour_ago, an_hour_ago))
+    in_flight = faiss_file.parent / f".{faiss_file.name}.q8w7e6.tmp"  # another process writing right now
+    in_flight.write_bytes(b"y" * 1000)
     unrelated = faiss_file.parent / "notes.txt"
     unrelated.write_text("mine", encoding="utf-8")
     VectorIndex(tmp_path / "index", catalog).refresh(MODEL)
     assert not leaked.exists()
+    assert in_flight.exists()
     assert unrelated.exists()
 
 
