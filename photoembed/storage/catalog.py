@@ -241,7 +241,7 @@ class Catalog:
         path = path.resolve()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO roots(path, protected, added_at) VALUES (?, 0, ?)", (str(path), time.time())
+                "INSERT OR IGNORE INTO roots(path, protected, added_at) VALUES (?, 0, ?)", (db_path(path), time.time())
             )
         root = self.root_for_path(path)
         assert root is not None
@@ -251,7 +251,7 @@ class Catalog:
         """Forget a root and its photos (never touching files). Returns how many photos were forgotten."""
         path = path.resolve()
         with self.transaction() as db:
-            row = db.execute("SELECT id FROM roots WHERE path = ?", (str(path),)).fetchone()
+            row = db.execute("SELECT id FROM roots WHERE path = ?", (db_path(path),)).fetchone()
             if row is None:
                 raise KnownError(f"{path} is not a folder of this library")
             count = db.execute("SELECT COUNT(*) FROM photos WHERE root_id = ?", (row[0],)).fetchone()[0]
@@ -262,15 +262,17 @@ class Catalog:
 
     def roots(self) -> list[Root]:
         rows = self.db.execute("SELECT id, path, protected FROM roots ORDER BY path").fetchall()
-        return [Root(id=r["id"], path=Path(r["path"]), protected=bool(r["protected"])) for r in rows]
+        return [Root(id=r["id"], path=Path(path_from_db(r["path"])), protected=bool(r["protected"])) for r in rows]
 
     def root_for_path(self, path: Path) -> Root | None:
-        row = self.db.execute("SELECT id, path, protected FROM roots WHERE path = ?", (str(path),)).fetchone()
-        return None if row is None else Root(id=row["id"], path=Path(row["path"]), protected=bool(row["protected"]))
+        row = self.db.execute("SELECT id, path, protected FROM roots WHERE path = ?", (db_path(path),)).fetchone()
+        if row is None:
+            return None
+        return Root(id=row["id"], path=Path(path_from_db(row["path"])), protected=bool(row["protected"]))
 
     def set_root_protected(self, path: Path, protected: bool) -> None:
         with self.transaction() as db:
-            cur = db.execute("UPDATE roots SET protected = ? WHERE path = ?", (int(protected), str(path.resolve())))
+            cur = db.execute("UPDATE roots SET protected = ? WHERE path = ?", (int(protected), db_path(path.resolve())))
             if cur.rowcount == 0:
                 raise KnownError(f"{path} is not a folder of this library")
 

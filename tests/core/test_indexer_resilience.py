@@ -156,3 +156,16 @@ def test_without_a_model_the_change_log_does_not_grow(catalog: Catalog, tmp_path
     indexer.close()
     rows = catalog.db.execute("SELECT COUNT(*) FROM vector_changes").fetchone()[0]
     assert rows == 1  # only the newest position is kept
+
+
+def test_a_library_folder_whose_name_is_not_utf8(catalog: Catalog, tmp_path: Path) -> None:
+    folder = Path(os.fsdecode(os.fsencode(tmp_path) + b"/fotos \xe9t\xe9"))
+    make_photo(folder / "a.jpg", seed=1)
+    root = catalog.add_root(folder)
+    assert catalog.roots() == [root]
+    assert os.fsencode(root.path) == os.fsencode(folder.resolve())
+    indexer = _indexer(catalog)
+    assert indexer.run().added == 1
+    assert indexer.run(paths=[folder / "a.jpg"]).added == 0
+    indexer.close()
+    assert catalog.remove_root(folder) == 1
