@@ -109,8 +109,8 @@ def _soak(library: Any, folder: Path, args: argparse.Namespace) -> int:
     indexer = library.indexer(batch_size=16)
     rebuilds_before = library.vector_index.rebuilds
     process = psutil.Process()
-    start_fds, start_rss = _fds(), process.memory_info().rss
-    start_connections = library.catalog.open_connections
+    warm_up = max(1, min(10, args.batches // 10))  # the decode pool and the reader's connection start here
+    start_fds, start_rss, start_connections = 0, 0, 0
 
     pending: dict[str, float] = {}  # new path -> when its file landed
     lock = threading.Lock()
@@ -146,7 +146,10 @@ def _soak(library: Any, folder: Path, args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed + 2)
     run_started = time.perf_counter()
     try:
-        for _ in range(args.batches):
+        for number in range(args.batches):
+            if number == warm_up:
+                start_fds, start_rss = _fds(), process.memory_info().rss
+                start_connections = library.catalog.open_connections
             touched: list[Path] = []
             for _ in range(3):  # new photos
                 path = photos.new_path()
@@ -187,7 +190,8 @@ def _soak(library: Any, folder: Path, args: argparse.Namespace) -> int:
           f"({len(searchable)} photos, {len(pending)} never found)")
     print(f"search during writes: p50 {_pct(latencies, 50) * 1000:.1f} ms, p95 {_pct(latencies, 95) * 1000:.1f} ms "
           f"({len(latencies)} searches)")
-    print(f"open fds {start_fds} -> {end_fds}; catalog connections {start_connections} -> "
+    print(f"after {warm_up} warm-up batches -> at the end: open fds {start_fds} -> {end_fds}; "
+          f"catalog connections {start_connections} -> "
           f"{library.catalog.open_connections}; RSS {start_rss / 2**20:.0f} -> {end_rss / 2**20:.0f} MiB")
     print(f"full index rebuilds during the run: {rebuilds} (load average {load_average()})")
     return 0
