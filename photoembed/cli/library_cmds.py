@@ -34,10 +34,11 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
     status.set_defaults(handler=cmd_status)
 
-    from photoembed.bench import ingest, rescan
+    from photoembed.bench import ingest, rescan, soak
 
     ingest.register_bench(bench_subparsers)
     rescan.register_bench(bench_subparsers)
+    soak.register_bench(bench_subparsers)
 
 
 LibraryFactory = Callable[[], Any]

@@ -8,6 +8,15 @@ scaling, fingerprint, preprocess to the model's input); the calling thread, the 
 the model and writes the catalog, embeds full batches and commits each batch in one transaction with
 its photo rows. A crash loses at most the batch in flight. Files whose bytes are already known (renamed,
 moved, copied, or unchanged after a touch) are never decoded again.
+
+The vector index follows each commit: the committing thread calls ``vector_index.apply`` (the new photos
+are searchable right away, no rebuild) and, at the end of a sync, ``vector_index.maintain`` (merge,
+persist, and a cancellable full rebuild only when one is due).
+
+Resources: one decode pool per Indexer, started on the first sync that has work and shut down by
+:meth:`Indexer.close`; the model is loaded on the first photo that needs embedding (a sync with nothing
+to embed never imports torch). An unexpected exception while reading one photo records that photo as
+failed ("internal error: ...", traceback in the log) and the batch goes on.
 """
 
 from __future__ import annotations
@@ -53,10 +62,63 @@ class ImageEncoder(Protocol):
     def encode_images(self, batch: np.ndarray) -> np.ndarray: ...
 
 
+class IndexStep(Protocol):
+    """One step of the index's maintenance (photoembed.storage.vector_index.IndexProgress)."""
+
+    @property
+    def done(self) -> int: ...
+
+    @property
+    def total(self) -> int: ...
+
+    @property
+    def message(self) -> str: ...
+
+
 class DerivedIndex(Protocol):
     """What the indexer needs of the vector index (photoembed.storage.vector_index.VectorIndex)."""
 
-    def refresh(self, model: str) -> None: ...
+    def apply(self, model: str) -> None: ...
+
+    def maintain(self, model: str, cancel: threading.Event | None = None) -> Iterator[IndexStep]: ...
+
+    def compact_log(self) -> None: ...
+
+
+class EncoderSource(Protocol):
+    """A model loaded on first need (photoembed.library.Library gives one): ``name`` without loading."""
+
+    @property
+    def name(self) -> str: ...
+
+    def get(self) -> ImageEncoder: ...
+
+    def held(self) -> contextlib.AbstractContextManager[object]: ...
+
+
+class _Loaded:
+    """An already loaded encoder as an :class:`EncoderSource`."""
+
+    def __init__(self, encoder: ImageEncoder) -> None:
+        self.encoder = encoder
+
+    @property
+    def name(self) -> str:
+        return self.encoder.name
+
+    def get(self) -> ImageEncoder:
+        return self.encoder
+
+    def held(self) -> contextlib.AbstractContextManager[object]:
+        return contextlib.nullcontext()
+
+
+class ModelLoadError(Exception):
+    """The model failed to load on the first photo that needed it (wraps the cause, re-raised by sync)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
 
 
 @dataclass(frozen=True)
@@ -122,7 +184,8 @@ class Indexer:
         catalog: the photo catalog.
         settings: exclusion rules.
         encoder: the CLIP image encoder, or None to catalog photos without embedding them (no weights).
-        vector_index: the derived FAISS index, refreshed at the end of a sync.
+        vector_index: the derived FAISS index, kept up to date after every commit.
+        encoder_source: instead of ``encoder``, a model loaded on the first photo that needs embedding.
         batch_size: photos per forward pass and per catalog transaction.
         decode_workers: decode-pool threads (default: one per CPU core).
         model_threads: torch threads while this indexer embeds on the CPU. Default: ``settings.threads``
@@ -139,9 +202,14 @@ class Indexer:
         batch_size: int = 16,
         decode_workers: int | None = None,
         model_threads: int | None = None,
+        encoder_source: EncoderSource | None = None,
     ) -> None:
         self.catalog = catalog
-        self.encoder = encoder
+        self._source: EncoderSource | None = encoder_source or (_Loaded(encoder) if encoder is not None else None)
+        self._encoder: ImageEncoder | None = encoder
+        self._encoder_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._threads_stack: contextlib.ExitStack | None = None
         self.vector_index = vector_index
         self.batch_size = max(1, batch_size)
         self.decode_workers = decode_workers or cpu_count()
@@ -151,7 +219,48 @@ class Indexer:
 
     @property
     def model(self) -> str | None:
-        return self.encoder.name if self.encoder is not None else None
+        """The model photos are embedded with (None: catalog only); known without loading it."""
+        return self._source.name if self._source is not None else None
+
+    @property
+    def encoder(self) -> ImageEncoder | None:
+        """The encoder once loaded (None before the first photo that needed it, or without a model)."""
+        return self._encoder
+
+    def _load_encoder(self) -> ImageEncoder | None:
+        """Decode-pool thread or writer: the model, loaded on the first call.
+
+        Raises:
+            ModelLoadError: the model cannot be loaded (not a photo's fault: the sync stops, as before any
+                photo would be recorded as failed).
+        """
+        if self._source is None:
+            return None
+        with self._encoder_lock:
+            if self._encoder is None:
+                try:
+                    self._encoder = self._source.get()
+                except Exception as exc:
+                    raise ModelLoadError(exc) from exc
+            return self._encoder
+
+    def forget_encoder(self) -> None:
+        """The model was unloaded (idle): load it again on the next photo that needs it."""
+        with self._encoder_lock:
+            if isinstance(self._source, _Loaded):
+                return
+            self._encoder = None
+
+    def close(self) -> None:
+        """Shut the decode pool down (its threads, and their catalog connections, end with it)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _decode_pool(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.decode_workers, thread_name_prefix="photoembed-decode")
+        return self._pool
 
     def sync(
         self, *, paths: Iterable[Path] | None = None, cancel: threading.Event | None = None
@@ -164,6 +273,13 @@ class Indexer:
             cancel: set it from any thread to stop at the next photo; committed batches are kept.
         """
         self.report = SyncReport()
+        if self._source is None:
+            yield from self._sync(paths, cancel)
+            return
+        with self._source.held():
+            yield from self._sync(paths, cancel)
+
+    def _sync(self, paths: Iterable[Path] | None, cancel: threading.Event | None) -> Iterator[Progress]:
         scope = self._scope(paths)
         jobs: list[_Job] = []
         missing: dict[str, FileState] = {}
@@ -204,8 +320,11 @@ class Indexer:
         self._drop_missing(missing)
         if paths is None:
             self.catalog.prune_embeddings()
-        if self.encoder is not None and self.vector_index is not None:
-            self.vector_index.refresh(self.encoder.name)
+        if self.model is not None and self.vector_index is not None:
+            for step in self.vector_index.maintain(self.model, cancel):
+                yield Progress("finish", step.done, step.total, failed=self.report.failed, message=step.message)
+        elif self.vector_index is not None:
+            self.vector_index.compact_log()  # no model: nothing follows the change log
         yield Progress("done", 1, 1, failed=self.report.failed, message=self._summary())
 
     def run(self, **kwargs: object) -> SyncReport:
@@ -257,12 +376,12 @@ class Indexer:
 
     def _pending_embeddings(self, jobs: Sequence[_Job], missing: dict[str, FileState]) -> list[_Job]:
         """Readable photos with no vector for the current model (new model, or indexed without one)."""
-        if self.encoder is None:
+        if self.model is None:
             return []
         queued = {job.path for job in jobs}
         by_path = {root.id: root for root in self.catalog.roots()}
         pending = []
-        for state in self.catalog.pending_photos(self.encoder.name):
+        for state in self.catalog.pending_photos(self.model):
             if state.path in queued or state.path in missing:
                 continue
             root_id = self._root_id_of(state.path, by_path)
@@ -295,8 +414,13 @@ class Indexer:
         # Enough look-ahead that a batch is ready the moment the model is free, small enough to bound memory.
         window = self.batch_size * 2 + self.decode_workers * 2
         batch: list[_Result] = []
-        with _model_threads(self.encoder, self.model_threads), _decode_pool(self.decode_workers) as pool:
-            pending: collections.deque[Future[_Result]] = collections.deque()
+        pool = self._decode_pool()
+        pending: collections.deque[Future[_Result]] = collections.deque()
+        # Set the model's threads once it is loaded (on the first photo to embed), restore them at the end.
+        with contextlib.ExitStack() as stack:
+            self._threads_stack = stack
+            stack.callback(setattr, self, "_threads_stack", None)
+            stack.callback(_drop_queued, pending)
             queue = iter(jobs)
             for job in queue:
                 pending.append(pool.submit(self._read, job))
@@ -304,7 +428,10 @@ class Indexer:
                     break
             while pending:
                 _check(cancel)
-                result = pending.popleft().result()
+                try:
+                    result = pending.popleft().result()
+                except ModelLoadError as exc:
+                    raise exc.cause from None
                 next_job = next(queue, None)
                 if next_job is not None:
                     pending.append(pool.submit(self._read, next_job))
@@ -326,7 +453,25 @@ class Indexer:
                     )
 
     def _read(self, job: _Job) -> _Result:
-        """Decode-pool thread: read once, hash, and decode only if these bytes are new to the catalog."""
+        """Decode-pool thread: read once, hash, and decode only if these bytes are new to the catalog.
+
+        Never raises (but for KeyboardInterrupt and the like): whatever goes wrong with one photo is
+        recorded as that photo's failure, so one bad file or one bug cannot stop the library's indexing.
+        """
+        try:
+            return self._read_one(job)
+        except ModelLoadError:
+            raise
+        except Exception as exc:  # a per-file failure is data: recorded, logged, and the batch goes on
+            logger.exception("Internal error while reading %s", job.path)
+            result = _Result(job)
+            result.error = f"internal error: {type(exc).__name__}: {exc}"
+            with contextlib.suppress(OSError):
+                st = os.lstat(job.path)
+                result.size, result.mtime_ns = st.st_size, st.st_mtime_ns
+            return result
+
+    def _read_one(self, job: _Job) -> _Result:
         result = _Result(job)
         try:
             with open(job.path, "rb") as handle:
@@ -341,11 +486,11 @@ class Indexer:
         result.size, result.mtime_ns = stat_result.st_size, stat_result.st_mtime_ns
         result.content_hash = content_hash(data)
         known = self.catalog.known_hash(result.content_hash, self.model)
-        if known is not None and (known[1] or self.encoder is None):
+        if known is not None and (known[1] or self.model is None):
             result.info = known[0]
             return result
+        encoder = self._load_encoder()
         try:
-            encoder = self.encoder
             decoded = decode_photo(
                 data,
                 name=os.path.basename(job.path),
@@ -373,12 +518,16 @@ class Indexer:
         """Embed the batch and write it in one transaction (the calling thread owns model and writes)."""
         to_embed = [r for r in batch if r.needs_embedding and r.tensor is not None]
         vectors: np.ndarray | None = None
-        if to_embed and self.encoder is not None:
-            vectors = self.encoder.encode_images(np.stack([r.tensor for r in to_embed]))  # type: ignore[misc]
+        encoder = self._encoder
+        if to_embed and encoder is not None:
+            if self._threads_stack is not None:
+                self._threads_stack.enter_context(_model_threads(encoder, self.model_threads))
+                self._threads_stack = None  # once per ingest
+            vectors = encoder.encode_images(np.stack([r.tensor for r in to_embed]))  # type: ignore[misc]
         with self.catalog.transaction():
-            if vectors is not None and self.encoder is not None:
+            if vectors is not None and encoder is not None:
                 self.catalog.put_embeddings(
-                    self.encoder.name, ((r.content_hash or "", v) for r, v in zip(to_embed, vectors, strict=True))
+                    encoder.name, ((r.content_hash or "", v) for r, v in zip(to_embed, vectors, strict=True))
                 )
                 self.report.embedded += len(to_embed)
             for result in batch:
@@ -386,6 +535,12 @@ class Indexer:
             self.catalog.bump_generation()
         for result in batch:
             result.tensor = None
+        self._apply_to_index()
+
+    def _apply_to_index(self) -> None:
+        """Writer, after a commit: the committed photos become searchable (the index's incremental path)."""
+        if self.model is not None and self.vector_index is not None:
+            self.vector_index.apply(self.model)
 
     def _write(
         self, result: _Result, missing: dict[str, FileState], missing_by_hash: dict[str, list[FileState]]
@@ -447,6 +602,7 @@ class Indexer:
             self.catalog.delete_photos(state.id for state in missing.values())
             self.catalog.bump_generation()
         self.report.removed += len(missing)
+        self._apply_to_index()
 
     def _summary(self) -> str:
         r = self.report
@@ -507,14 +663,14 @@ def _model_threads(encoder: ImageEncoder | None, threads: int) -> Iterator[None]
             torch.set_num_threads(previous)
 
 
-@contextlib.contextmanager
-def _decode_pool(workers: int) -> Iterator[ThreadPoolExecutor]:
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="photoembed-decode")
-    try:
-        yield pool
-    finally:
-        # On cancel or error, drop queued reads instead of finishing them.
-        pool.shutdown(wait=True, cancel_futures=True)
+def _drop_queued(pending: collections.deque[Future[_Result]]) -> None:
+    """On cancel or error, drop queued reads instead of finishing them, and wait for the running ones."""
+    for future in pending:
+        future.cancel()
+    for future in pending:
+        if not future.cancelled():
+            with contextlib.suppress(BaseException):
+                future.result()
 
 
 class _RateMeter:

@@ -11,7 +11,9 @@ says what kind of picture it is ("a painting of ...", "screenshot of ..."), is e
 See :func:`prompt_for`.
 
 Thread contract: a :class:`SearchService` may be called from one worker thread at a time (the encoders
-it is given belong to the thread that calls them); the catalog and the vector index are thread-safe.
+it is given belong to the thread that calls them); the catalog and the vector index are thread-safe. A
+search is a pure reader: it never writes or rebuilds the index (the indexing thread keeps it up to date),
+and sees photos committed a moment ago through the index's exact scan of the catalog's newest changes.
 """
 
 from __future__ import annotations

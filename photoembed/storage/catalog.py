@@ -4,18 +4,32 @@ The catalog is the source of truth; the FAISS index is rebuilt from it. It runs 
 (search, the GUI) never wait for the indexing thread's writes, and every write batch is one transaction, so a
 crash loses at most the batch in flight.
 
-Thread contract: a :class:`Catalog` hands each thread its own connection. Writes are meant to come from
-one thread (the one that owns the model and the index), which SQLite serialises anyway.
+Thread contract: a :class:`Catalog` hands each thread its own connection, which lives as long as that
+thread's thread-local storage: it is closed when the thread ends (or, for a thread Python did not start,
+such as a Qt pool's, when the task that called into Python returns and its thread state goes), so pools
+whose threads come and go never pile up connections; :meth:`Catalog.release` closes the calling thread's
+at once.
+Writes are meant to come from one thread (the one that owns the model and the index), which SQLite
+serialises anyway.
+
+Paths are stored losslessly: a file name that is not valid UTF-8 (Python gives it lone surrogates under
+``surrogateescape``) is stored as the BLOB of its raw bytes and read back as the same ``str``.
+
+Privacy: the catalog and its WAL and shared-memory files are created readable by their owner only
+(0600), whatever the umask (SQLite gives the WAL and SHM files the database file's permissions).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +41,67 @@ from photoembed.storage.schema import MIGRATIONS, SCHEMA_VERSION
 logger = logging.getLogger(__name__)
 
 VECTOR_DTYPE = np.dtype("<f2")  # float16 halves the catalog; CLIP cosine scores change by < 1e-3
+FILE_MODE = 0o600
+
+
+@dataclass
+class VectorChanges:
+    """The change-log entries after a position, read in one transaction with the vectors they point to.
+
+    Attributes:
+        last_seq: the newest log position (the given one when nothing changed).
+        floor: log entries at or below this may have been pruned (a reader behind it must reload).
+        changed: int64, sorted unique ids of the photos changed after the position (removed or not).
+        ids: those of them that are readable and have a vector for the model now.
+        vectors: float32[len(ids), d] their vectors.
+    """
+
+    last_seq: int
+    floor: int
+    changed: np.ndarray
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+@dataclass
+class VectorState:
+    """Every vector of a model with the log position (and its nonce) they are current at."""
+
+    last_seq: int
+    nonce: int
+    ids: np.ndarray
+    vectors: np.ndarray
+
+
+def db_path(path: str | os.PathLike[str]) -> str | bytes:
+    """How a path is stored: as text, or as its raw bytes when it is not valid UTF-8."""
+    text = os.fspath(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text)
+    return text
+
+
+def path_from_db(value: str | bytes) -> str:
+    """The inverse of :func:`db_path`."""
+    return os.fsdecode(value) if isinstance(value, bytes) else value
+
+
+class _Connection:
+    """A thread's connection, closed when the thread's local storage drops it (thread or task end)."""
+
+    __slots__ = ("__weakref__", "conn")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.conn.close()
+
+    def __del__(self) -> None:
+        self.close()
 
 
 class Catalog:
@@ -35,13 +110,14 @@ class Catalog:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, path: Path) -> Catalog:
         """Open (creating and migrating as needed) the catalog at ``path``."""
         path.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(path)
         catalog = cls(path)
         catalog._migrate()
         return catalog
@@ -51,8 +127,8 @@ class Catalog:
     @property
     def db(self) -> sqlite3.Connection:
         """This thread's connection."""
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
+        holder: _Connection | None = getattr(self._local, "conn", None)
+        if holder is None:
             try:
                 conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
             except sqlite3.Error as exc:
@@ -61,19 +137,51 @@ class Catalog:
             conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; safe with WAL
             conn.execute("PRAGMA foreign_keys=ON")
             conn.row_factory = sqlite3.Row
-            self._local.conn = conn
+            holder = _Connection(conn)
+            self._local.conn = holder
             with self._lock:
-                self._connections.append(conn)
-        return conn
+                self._connections.add(holder)
+            for suffix in ("-wal", "-shm"):
+                _make_private(self.path.with_name(self.path.name + suffix), create=False)
+        return holder.conn
+
+    @property
+    def open_connections(self) -> int:
+        """How many connections are open (tests and the soak benchmark watch this stay flat)."""
+        with self._lock:
+            return len(self._connections)
+
+    def release(self) -> None:
+        """Close the calling thread's connection (a task that ends); the next use opens a new one."""
+        holder: _Connection | None = getattr(self._local, "conn", None)
+        if holder is None:
+            return
+        self._local.conn = None
+        with self._lock:
+            self._connections.discard(holder)
+        holder.close()
 
     def close(self) -> None:
         """Close every thread's connection."""
         with self._lock:
-            for conn in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._connections.clear()
+            holders = list(self._connections)
+            self._connections = weakref.WeakSet()
+        for holder in holders:
+            holder.close()
         self._local = threading.local()
+
+    @contextlib.contextmanager
+    def read_transaction(self) -> Iterator[sqlite3.Connection]:
+        """Several reads that see one state of the catalog (a WAL read snapshot)."""
+        db = self.db
+        if db.in_transaction:
+            yield db
+            return
+        db.execute("BEGIN")
+        try:
+            yield db
+        finally:
+            db.execute("COMMIT")
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -133,7 +241,7 @@ class Catalog:
         path = path.resolve()
         with self.transaction() as db:
             db.execute(
-                "INSERT OR IGNORE INTO roots(path, protected, added_at) VALUES (?, 0, ?)", (str(path), time.time())
+                "INSERT OR IGNORE INTO roots(path, protected, added_at) VALUES (?, 0, ?)", (db_path(path), time.time())
             )
         root = self.root_for_path(path)
         assert root is not None
@@ -143,7 +251,7 @@ class Catalog:
         """Forget a root and its photos (never touching files). Returns how many photos were forgotten."""
         path = path.resolve()
         with self.transaction() as db:
-            row = db.execute("SELECT id FROM roots WHERE path = ?", (str(path),)).fetchone()
+            row = db.execute("SELECT id FROM roots WHERE path = ?", (db_path(path),)).fetchone()
             if row is None:
                 raise KnownError(f"{path} is not a folder of this library")
             count = db.execute("SELECT COUNT(*) FROM photos WHERE root_id = ?", (row[0],)).fetchone()[0]
@@ -154,15 +262,17 @@ class Catalog:
 
     def roots(self) -> list[Root]:
         rows = self.db.execute("SELECT id, path, protected FROM roots ORDER BY path").fetchall()
-        return [Root(id=r["id"], path=Path(r["path"]), protected=bool(r["protected"])) for r in rows]
+        return [Root(id=r["id"], path=Path(path_from_db(r["path"])), protected=bool(r["protected"])) for r in rows]
 
     def root_for_path(self, path: Path) -> Root | None:
-        row = self.db.execute("SELECT id, path, protected FROM roots WHERE path = ?", (str(path),)).fetchone()
-        return None if row is None else Root(id=row["id"], path=Path(row["path"]), protected=bool(row["protected"]))
+        row = self.db.execute("SELECT id, path, protected FROM roots WHERE path = ?", (db_path(path),)).fetchone()
+        if row is None:
+            return None
+        return Root(id=row["id"], path=Path(path_from_db(row["path"])), protected=bool(row["protected"]))
 
     def set_root_protected(self, path: Path, protected: bool) -> None:
         with self.transaction() as db:
-            cur = db.execute("UPDATE roots SET protected = ? WHERE path = ?", (int(protected), str(path.resolve())))
+            cur = db.execute("UPDATE roots SET protected = ? WHERE path = ?", (int(protected), db_path(path.resolve())))
             if cur.rowcount == 0:
                 raise KnownError(f"{path} is not a folder of this library")
 
@@ -181,11 +291,24 @@ class Catalog:
                 "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
                 "WHERE (path = ? OR (path >= ? AND path < ?)) AND +root_id = ?"
             )
-            args = (folder, folder + "/", folder + "0", root_id)
-        return {
-            r["path"]: FileState(r["id"], r["path"], r["size"], r["mtime_ns"], r["content_hash"], r["state"])
-            for r in self.db.execute(sql, args)
-        }
+            args = (db_path(folder), db_path(folder + "/"), db_path(folder + "0"), root_id)
+        states = {}
+        for r in self.db.execute(sql, args):
+            path = path_from_db(r["path"])
+            states[path] = FileState(r["id"], path, r["size"], r["mtime_ns"], r["content_hash"], r["state"])
+        if under is not None and folder != db_path(folder):
+            return states  # a folder whose own name is not UTF-8: everything in it is stored as bytes
+        if under is not None:
+            # Files with non-UTF-8 names below the folder are BLOBs, which sort after every text value.
+            raw = os.fsencode(folder)
+            blob_sql = (
+                "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
+                "WHERE path >= ? AND path < ? AND +root_id = ?"
+            )
+            for r in self.db.execute(blob_sql, (raw + b"/", raw + b"0", root_id)):
+                path = path_from_db(r["path"])
+                states[path] = FileState(r["id"], path, r["size"], r["mtime_ns"], r["content_hash"], r["state"])
+        return states
 
     def root_counts(self) -> dict[int, tuple[int, int]]:
         """``{root_id: (readable, failed)}`` in one query (status and the sidebar refresh this often)."""
@@ -232,7 +355,7 @@ class Catalog:
             RETURNING id
             """,
             (
-                root_id, path, size, mtime_ns, content_hash, "error" if error else "ok", error,
+                root_id, db_path(path), size, mtime_ns, content_hash, "error" if error else "ok", error,
                 info.format, info.width, info.height, info.taken, int(info.taken_from_exif),
                 int(info.has_gps), info.phash, info.sharpness, time.time(),
                 info.camera, info.software, info.modified, info.jpeg_trace,
@@ -244,7 +367,7 @@ class Catalog:
         """A file renamed or moved: keep its row (id, metadata, embedding), change where it lives."""
         self.db.execute(
             "UPDATE photos SET root_id = ?, path = ?, size = ?, mtime_ns = ? WHERE id = ?",
-            (root_id, new_path, size, mtime_ns, photo_id),
+            (root_id, db_path(new_path), size, mtime_ns, photo_id),
         )
 
     def delete_photos(self, photo_ids: Iterable[int]) -> int:
@@ -255,7 +378,7 @@ class Catalog:
         return len(ids)
 
     def photo_by_path(self, path: Path | str) -> Photo | None:
-        row = self.db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE path = ?", (str(path),)).fetchone()
+        row = self.db.execute(f"SELECT {_PHOTO_COLUMNS} FROM photos WHERE path = ?", (db_path(path),)).fetchone()
         return None if row is None else _photo_from_row(row)
 
     def photos_by_ids(self, photo_ids: Sequence[int]) -> dict[int, Photo]:
@@ -292,7 +415,7 @@ class Catalog:
 
     def failures(self) -> list[Failure]:
         rows = self.db.execute("SELECT path, error FROM photos WHERE state = 'error' ORDER BY path")
-        return [Failure(Path(r["path"]), r["error"] or "unknown error") for r in rows]
+        return [Failure(Path(path_from_db(r["path"])), r["error"] or "unknown error") for r in rows]
 
     def counts(self, model: str | None) -> dict[str, int]:
         """Photos known, readable, failed, and (for a model) embedded and pending."""
@@ -326,7 +449,7 @@ class Catalog:
             "WHERE p.state = 'ok' AND e.content_hash IS NULL ORDER BY p.path",
             (model,),
         )
-        return [FileState(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
+        return [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
 
     def put_embeddings(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         self.db.executemany(
@@ -372,6 +495,82 @@ class Catalog:
             matrix[row] = np.frombuffer(blob, dtype=VECTOR_DTYPE)
         return np.asarray(id_list, dtype=np.int64), matrix
 
+    def embedded_count(self, model: str) -> int:
+        """Readable photos with a vector for ``model``."""
+        return self.counts(model)["embedded"]
+
+    # -- the change log the vector index follows (see photoembed.storage.vector_index) ------------------
+
+    def _change_floor(self, db: sqlite3.Connection) -> int:
+        row = db.execute("SELECT value FROM meta WHERE key = 'vector_changes_floor'").fetchone()
+        return int(row[0]) if row is not None else 0
+
+    def _last_change(self, db: sqlite3.Connection) -> tuple[int, int]:
+        row = db.execute("SELECT seq, nonce FROM vector_changes ORDER BY seq DESC LIMIT 1").fetchone()
+        if row is None:
+            return self._change_floor(db), 0
+        return int(row[0]), int(row[1])
+
+    def vector_changes(self, model: str, since: int) -> VectorChanges:
+        """The photos changed after log position ``since`` and their current vectors, in one read."""
+        with self.read_transaction() as db:
+            floor = self._change_floor(db)
+            rows = db.execute("SELECT seq, photo_id FROM vector_changes WHERE seq > ?", (since,)).fetchall()
+            if not rows:
+                return VectorChanges(
+                    max(since, 0), floor, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+                )
+            last_seq = max(int(r[0]) for r in rows)
+            changed = np.unique(np.fromiter((int(r[1]) for r in rows), dtype=np.int64, count=len(rows)))
+            ids, vectors = self.vectors(model, changed.tolist())
+        return VectorChanges(last_seq, floor, changed, ids, vectors)
+
+    def last_change_seq(self) -> int:
+        """The newest log position."""
+        return self._last_change(self.db)[0]
+
+    def oldest_change_seq(self) -> int:
+        """The oldest log position still in the log (a huge number when it is empty)."""
+        row = self.db.execute("SELECT MIN(seq) FROM vector_changes").fetchone()
+        return int(row[0]) if row[0] is not None else 2**62
+
+    def vector_change_count(self, since: int) -> int:
+        """Log entries after position ``since``."""
+        return int(self.db.execute("SELECT COUNT(*) FROM vector_changes WHERE seq > ?", (since,)).fetchone()[0])
+
+    def change_nonce(self, seq: int) -> int | None:
+        """The nonce of log entry ``seq`` (0 for position 0), or None when there is no such entry."""
+        if seq == 0:
+            return 0
+        row = self.db.execute("SELECT nonce FROM vector_changes WHERE seq = ?", (seq,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def change_is_known(self, seq: int, nonce: int) -> bool:
+        """Whether log position ``seq`` with ``nonce`` is part of this catalog's history, with every entry
+        after it still in the log (an index built there can be brought up to date from the log)."""
+        if seq == 0:
+            return nonce == 0 and self._change_floor(self.db) == 0
+        return self.change_nonce(seq) == nonce
+
+    def vectors_at_change(self, model: str) -> VectorState:
+        """Every vector of ``model`` and the log position they are current at (one read transaction)."""
+        with self.read_transaction() as db:
+            last_seq, nonce = self._last_change(db)
+            ids, vectors = self.vectors(model, dtype=np.float16)
+        return VectorState(last_seq, nonce, ids, vectors)
+
+    def prune_vector_changes(self, *, below: int) -> int:
+        """Forget log entries before position ``below`` (an index was persisted at or after it)."""
+        with self.transaction() as db:
+            cur = db.execute("DELETE FROM vector_changes WHERE seq < ?", (below,))
+            floor = max(self._change_floor(db), below - 1)
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES ('vector_changes_floor', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (str(floor),),
+            )
+        return cur.rowcount
+
     def embedding_models(self) -> list[str]:
         """The models that have vectors in this catalog."""
         return [row[0] for row in self.db.execute("SELECT DISTINCT model FROM embeddings ORDER BY model")]
@@ -401,7 +600,7 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
     return Photo(
         id=row["id"],
         root_id=row["root_id"],
-        path=Path(row["path"]),
+        path=Path(path_from_db(row["path"])),
         size=row["size"],
         mtime_ns=row["mtime_ns"],
         content_hash=row["content_hash"],
@@ -425,4 +624,26 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
 
 
 def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
+    """The statements of a migration script (a trigger's body holds semicolons of its own)."""
+    statements: list[str] = []
+    current = ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    if current.strip():
+        statements.append(current.strip())
+    return statements
+
+
+def _make_private(path: Path, *, create: bool = True) -> None:
+    """Make ``path`` readable by its owner only; create it empty first (0600) when asked and missing."""
+    try:
+        if create:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
+            os.close(fd)
+        if path.exists() and (path.stat().st_mode & 0o777) != FILE_MODE:
+            os.chmod(path, FILE_MODE)
+    except OSError as exc:
+        logger.debug("Cannot make %s private: %s", path, exc)

@@ -106,6 +106,38 @@ MIGRATIONS: list[str] = [
     ALTER TABLE photos ADD COLUMN modified REAL;
     ALTER TABLE photos ADD COLUMN jpeg_trace REAL;
     """,
+    # 5 (live index): the change log the FAISS index is kept up to date from. Triggers log every photo whose
+    # row appears, disappears, changes bytes or state, and every photo whose vector appears or disappears, so
+    # no writer can change the searchable set without the index seeing it. The random nonce makes a log
+    # position unrepeatable: a catalog rolled back (backup, lost WAL) that counts up to the same position
+    # again has another nonce there, so an index built from the lost history is never taken for fresh.
+    # Existing photos are logged once, so an index of an upgraded catalog is rebuilt from it.
+    """
+    CREATE TABLE vector_changes (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        photo_id INTEGER NOT NULL,
+        nonce    INTEGER NOT NULL
+    );
+    CREATE TRIGGER vector_changes_photo_insert AFTER INSERT ON photos BEGIN
+        INSERT INTO vector_changes(photo_id, nonce) VALUES (NEW.id, random());
+    END;
+    CREATE TRIGGER vector_changes_photo_update AFTER UPDATE OF content_hash, state ON photos
+    WHEN OLD.content_hash IS NOT NEW.content_hash OR OLD.state IS NOT NEW.state BEGIN
+        INSERT INTO vector_changes(photo_id, nonce) VALUES (NEW.id, random());
+    END;
+    CREATE TRIGGER vector_changes_photo_delete AFTER DELETE ON photos BEGIN
+        INSERT INTO vector_changes(photo_id, nonce) VALUES (OLD.id, random());
+    END;
+    CREATE TRIGGER vector_changes_embedding_insert AFTER INSERT ON embeddings BEGIN
+        INSERT INTO vector_changes(photo_id, nonce)
+            SELECT id, random() FROM photos WHERE content_hash = NEW.content_hash;
+    END;
+    CREATE TRIGGER vector_changes_embedding_delete AFTER DELETE ON embeddings BEGIN
+        INSERT INTO vector_changes(photo_id, nonce)
+            SELECT id, random() FROM photos WHERE content_hash = OLD.content_hash;
+    END;
+    INSERT INTO vector_changes(photo_id, nonce) SELECT id, random() FROM photos;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

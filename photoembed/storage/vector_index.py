@@ -1,11 +1,27 @@
-"""The FAISS index: a rebuildable derivative of the catalog's vectors, one per model.
+"""The FAISS index: a derivative of the catalog's vectors, one per model, kept up to date incrementally.
 
 The catalog (SQLite) is the source of truth; this index only makes search fast. Each model gets two files in
-the index folder: ``<model>.faiss`` and the sidecar ``<model>.json`` (model, catalog generation, kind, dim,
-count, file size and xxh3 checksum). Both are written to a temp file and moved into place with
+the index folder: ``<model>.faiss`` and the sidecar ``<model>.json`` (model, the catalog change it includes,
+kind, dim, count, file size and xxh3 checksum). Both are written to a temp file and moved into place with
 ``os.replace``, the index first and the sidecar last, so a crash at any moment leaves either the old pair or
-a pair whose sidecar no longer matches the file. Anything missing, corrupt, of another model or of an older
-catalog generation is rebuilt from the catalog before it is searched: it never answers with wrong results.
+a pair whose sidecar no longer matches the file (and leaked temp files are removed at the next write).
+
+Incremental updates. The catalog logs every change to the set of photos or vectors in ``vector_changes``
+(SQLite triggers: nothing can change a photo without a log entry). A search reads an immutable
+:class:`_Snapshot`: a base FAISS index tagged with a log position, plus a *tail*, the exact vectors of
+the photos changed since (their base entries are masked out with an ID selector). The writer, the thread
+that commits catalog batches, calls :meth:`VectorIndex.apply` after each commit: it reads the new log
+entries and swaps in a snapshot with a longer tail; when the tail grows past a few thousand photos it is
+folded into a clone of the base (remove + add, no retraining) and persisted at the end of the sync. A
+reader never writes and never rebuilds: it adds to a local copy of the tail the log entries newer than
+the snapshot (another process's writes), and with no usable index at all it scans the catalog exactly.
+A full rebuild (a model's first index, damage, the exact index outgrown, IVF cells drifted) is the
+cancellable generator :meth:`VectorIndex.rebuild`, run by the writer; the old snapshot serves until the
+new one is swapped in. A restart loads the file and replays the log after it: no rebuild.
+
+A file is accepted only if the log entry it was built at still exists with the same random nonce: a
+catalog that went back in time (restored from a backup, a WAL lost on power failure) and counted up to the
+same position again has another nonce there, so a stale index is never taken for a fresh one.
 
 The index type is chosen by size:
 
@@ -22,12 +38,14 @@ The index type is chosen by size:
 Filters (``allowed_ids``) use FAISS ID selectors; a small allowed set (or an IVF index with an allowed set
 too sparse for its probed cells) is searched exactly on the subset instead.
 
-Thread contract: every public method may be called from any thread; a lock serialises loading and
-rebuilding, searches of a loaded index run concurrently (FAISS search is read-only).
+Thread contract: :meth:`VectorIndex.search` and :meth:`VectorIndex.info` from any thread; :meth:`apply`,
+:meth:`maintain`, :meth:`rebuild`, :meth:`flush` and :meth:`refresh` from the writer only (a lock
+serialises them anyway). FAISS search is read-only and snapshots are never mutated.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -36,7 +54,8 @@ import re
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from collections.abc import Generator, Iterator
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,20 +63,25 @@ import numpy as np
 import xxhash
 
 from photoembed.config import atomic_write_text
-from photoembed.errors import KnownError, ModelMismatchError
+from photoembed.errors import Cancelled, KnownError, ModelMismatchError
 
 if TYPE_CHECKING:
-    from photoembed.storage.catalog import Catalog
+    from photoembed.storage.catalog import Catalog, VectorChanges
 
 logger = logging.getLogger(__name__)
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: tagged by a change-log position and nonce instead of a generation counter
 EXACT_MAX = 250_000  # flat fp16 up to here: ~35 ms per query on one core, 256 MB at 512-d
 TARGET_RECALL = 0.99  # calibration target for IVF; the benchmark holds it to >= 0.98 on unseen queries
 SUBSET_EXACT_MAX = 20_000  # an allowed set this small is searched exactly (a few ms once fetched)
 QUERY_CHUNK = 1024  # queries per FAISS call: bounds the distance buffers of large batches
 ADD_CHUNK = 65_536  # vectors converted to float32 at a time while building
 CALIBRATION_QUERIES = 256
+MERGE_MIN = 2048  # the tail is folded into the base past this many changed photos (or MERGE_FRACTION)
+MERGE_FRACTION = 0.02
+FLUSH_MIN = 256  # at the end of a sync, a tail this long is folded in and persisted
+TEMP_MIN_AGE_S = 600.0  # a leaked temp file older than this is no other writer's file in flight
+PERSIST_MIN = 50_000  # a merge persists at once when the file is this many changes behind
 
 KIND_EMPTY = "empty"
 KIND_FLAT = "flat-fp16"
@@ -69,11 +93,18 @@ Hits = list[list[tuple[int, float]]]
 
 @dataclass(frozen=True)
 class IndexMeta:
-    """The sidecar JSON: what the index file holds and which catalog state it was built from."""
+    """The sidecar JSON: what the index file holds and which catalog state it was built from.
+
+    ``seq`` is the last entry of the catalog's change log (``vector_changes``) the file includes and
+    ``nonce`` that entry's random value: a catalog that went back in time (a restored backup, a lost WAL)
+    and counted up to the same ``seq`` again has another nonce there, so a stale file is never taken for
+    a fresh one.
+    """
 
     format: int
     model: str
-    generation: int
+    seq: int
+    nonce: int
     kind: str
     dim: int
     count: int
@@ -82,6 +113,7 @@ class IndexMeta:
     file_size: int
     xxh3: str
     build_s: float
+    trained_count: int = 0
 
     @classmethod
     def from_json(cls, raw: Any) -> IndexMeta:
@@ -90,7 +122,8 @@ class IndexMeta:
         meta = cls(
             format=int(raw["format"]),
             model=str(raw["model"]),
-            generation=int(raw["generation"]),
+            seq=int(raw["seq"]),
+            nonce=int(raw["nonce"]),
             kind=str(raw["kind"]),
             dim=int(raw["dim"]),
             count=int(raw["count"]),
@@ -99,37 +132,243 @@ class IndexMeta:
             file_size=int(raw["file_size"]),
             xxh3=str(raw["xxh3"]),
             build_s=float(raw["build_s"]),
+            trained_count=int(raw.get("trained_count", 0)),
         )
         if meta.kind not in KINDS:
             raise ValueError(f"unknown index kind {meta.kind!r}")
         return meta
 
 
-@dataclass
-class _Loaded:
+@dataclass(frozen=True)
+class IndexProgress:
+    """One step of a full rebuild (the indexer turns these into its own progress records)."""
+
+    done: int
+    total: int
+    message: str
+
+
+@dataclass(frozen=True)
+class _Tail:
+    """The changes newer than a base index: photo ids whose base entry is void, and their current vectors."""
+
+    seq: int
+    changed: np.ndarray  # int64, sorted unique: every id changed since the base (removed or re-embedded)
+    ids: np.ndarray  # int64[m]: those of them that have a vector now
+    vectors: np.ndarray  # float32[m, d], normalised
+
+    @classmethod
+    def empty(cls, seq: int) -> _Tail:
+        return cls(seq, np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 0), np.float32))
+
+    def extended(self, changes: VectorChanges) -> _Tail:
+        """This tail with ``changes`` (newer than it) applied: a new object, this one is left as it was."""
+        if changes.changed.size == 0:
+            return self if changes.last_seq <= self.seq else replace(self, seq=changes.last_seq)
+        keep = ~np.isin(self.ids, changes.changed)
+        new_vectors = _normalise(changes.vectors) if changes.ids.size else changes.vectors
+        if self.ids.size and keep.any() and new_vectors.size:
+            vectors = np.concatenate([self.vectors[keep], new_vectors])
+        elif self.ids.size and keep.any():
+            vectors = self.vectors[keep]
+        else:
+            vectors = np.asarray(new_vectors, dtype=np.float32)
+        return _Tail(
+            seq=max(self.seq, changes.last_seq),
+            changed=np.union1d(self.changed, changes.changed).astype(np.int64),
+            ids=np.concatenate([self.ids[keep], changes.ids]).astype(np.int64),
+            vectors=np.ascontiguousarray(vectors, dtype=np.float32),
+        )
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """What a search reads: an immutable base index plus the exact tail of newer changes.
+
+    Never mutated: the writer builds a new snapshot and swaps the reference, so a search that took the
+    old one finishes on it undisturbed.
+    """
+
     meta: IndexMeta
-    index: Any  # a faiss.Index, or None for an empty library
+    index: Any  # a faiss.Index, or None when the base is empty
+    tail: _Tail
+    persisted: bool  # the base is the one on disk
+
+    @property
+    def dim(self) -> int:
+        if self.meta.dim:
+            return self.meta.dim
+        return int(self.tail.vectors.shape[1]) if self.tail.ids.size else 0
 
 
 class VectorIndex:
-    """The per-model FAISS indexes of one library, kept in step with its catalog.
+    """The per-model FAISS indexes of one library, kept in step with its catalog by its writer.
+
+    The writer (the thread that commits catalog batches) calls :meth:`apply` after each commit and
+    :meth:`maintain` at the end of a sync; searches (any thread) never write or rebuild: they read the
+    current snapshot plus an exact scan over the catalog changes newer than it (usually none).
 
     Args:
         directory: where the index files live (created on first write).
-        catalog: the source of the vectors and of the generation counter.
+        catalog: the source of the vectors and of the change log.
+
+    Attributes:
+        rebuilds: full rebuilds from the catalog (model change, damage, kind change, IVF drift).
+        merges: tails folded into a new base (incremental: no catalog read, no retraining).
     """
 
     def __init__(self, directory: Path, catalog: Catalog) -> None:
         self.directory = directory
         self.catalog = catalog
-        self._loaded: dict[str, _Loaded] = {}
-        self._lock = threading.RLock()
+        self._snapshots: dict[str, _Snapshot] = {}
+        self._lock = threading.RLock()  # the writer's: loading, merging, rebuilding, persisting
+        self._load_lock = threading.Lock()  # a reader's first load from disk (never waits on a rebuild)
+        self.rebuilds = 0
+        self.merges = 0
+        self._exact_fallback_warned: set[str] = set()
+        self._tmp_cleaned = False
 
-    # -- public API ---------------------------------------------------------------------------------
+    # -- the writer ---------------------------------------------------------------------------------
+
+    def apply(self, model: str) -> None:
+        """Writer, after a commit: fold the catalog's new changes into the snapshot (cheap, no rebuild).
+
+        The tail is merged into a new base when it grows past :func:`merge_threshold`. Without a usable
+        base, a small library gets its first one at once; a large one waits for :meth:`maintain`.
+        """
+        with self._lock:
+            snap = self._snapshots.get(model) or self._load(model)
+            if snap is None:
+                if self.catalog.embedded_count(model) <= MERGE_MIN:
+                    for _ in self.rebuild(model):
+                        pass
+                return
+            changes = self.catalog.vector_changes(model, snap.tail.seq)
+            if changes.floor > snap.tail.seq:  # pruned past us by another writer: start from its file
+                self._snapshots.pop(model, None)
+                return
+            snap = replace(snap, tail=snap.tail.extended(changes))
+            if snap.tail.changed.size > merge_threshold(snap.meta.count):
+                snap = self._merged(model, snap)
+            self._snapshots[model] = snap
+
+    def needs_rebuild(self, model: str) -> str | None:
+        """Why the writer must rebuild ``model``'s index from the catalog, or None (nothing loaded)."""
+        with self._lock:
+            snap = self._snapshots.get(model)
+            meta = snap.meta if snap is not None else self._valid_meta(model)
+            if meta is None:
+                return "no usable index"
+            # The count the base would have with the tail folded in (an upper bound: the tail's removals
+            # may be new photos, not base ones).
+            count = meta.count + (int(snap.tail.ids.size) if snap is not None else 0)
+            if meta.kind != KIND_IVF and count > EXACT_MAX:
+                return "the library outgrew the exact index"
+            if meta.kind == KIND_IVF and meta.count < EXACT_MAX // 2:
+                return "the library shrank below the compressed index's size"
+            if meta.kind == KIND_IVF and meta.trained_count and not (
+                meta.trained_count / 2 <= meta.count <= meta.trained_count * 2
+            ):
+                return "the library drifted from the cells the index was trained on"
+            return None
+
+    def maintain(self, model: str, cancel: threading.Event | None = None) -> Iterator[IndexProgress]:
+        """Writer, at the end of a sync: apply the changes, rebuild when needed (cancellable), persist.
+
+        A no-change run with a fresh file on disk does not load the index (nor import faiss).
+        """
+        with self._lock:
+            self._clean_temp_files()
+            if model not in self._snapshots:
+                meta = self._valid_meta(model)
+                if (
+                    meta is not None
+                    and self.catalog.vector_change_count(meta.seq) == 0
+                    and self._file_intact(model, meta)
+                    and self.needs_rebuild(model) is None
+                ):
+                    return
+            self.apply(model)
+            if model not in self._snapshots:
+                loaded = self._load(model)
+                if loaded is not None:
+                    self._snapshots[model] = loaded
+                    self.apply(model)
+            reason = "no usable index" if model not in self._snapshots else self.needs_rebuild(model)
+            if reason is not None:
+                logger.info("Rebuilding the %s index: %s", model, reason)
+                yield from self.rebuild(model, cancel)
+            self.flush(model)
+
+    def rebuild(self, model: str, cancel: threading.Event | None = None) -> Iterator[IndexProgress]:
+        """Writer: build the index from the catalog's vectors and swap it in; searches keep the old one meanwhile.
+
+        Raises:
+            Cancelled: ``cancel`` was set; the old snapshot stays.
+        """
+        with self._lock:
+            yield IndexProgress(0, 3, "Reading the vectors…")
+            state = self.catalog.vectors_at_change(model)
+            _check(cancel)
+            logger.info("Building the %s index of %d vectors", model, len(state.ids))
+            started = time.perf_counter()
+            built: BuiltIndex | None = None
+            steps = build_index_steps(state.ids, state.vectors, cancel=cancel)
+            while True:
+                try:
+                    done, total = next(steps)
+                except StopIteration as stop:
+                    built = stop.value
+                    break
+                yield IndexProgress(done, total, f"Building the search index… {done}/{total}")
+            assert built is not None
+            del state.vectors
+            build_s = time.perf_counter() - started
+            _check(cancel)
+            meta = self._write(model, state.last_seq, state.nonce, built, build_s)
+            self._snapshots[model] = _Snapshot(meta, built.index, _Tail.empty(meta.seq), persisted=True)
+            self.rebuilds += 1
+            logger.info("Built the %s index (%s) in %.1f s", model, meta.kind, build_s)
+            yield IndexProgress(3, 3, "Search index ready")
+        # Changes committed while building are picked up as the new snapshot's tail.
+        self.apply(model)
+
+    def flush(self, model: str) -> None:
+        """Writer: persist the in-memory base if it is newer than the file (a restart then loads, never rebuilds)."""
+        with self._lock:
+            snap = self._snapshots.get(model)
+            if snap is None:
+                return
+            if snap.tail.changed.size >= FLUSH_MIN:
+                snap = self._merged(model, snap)
+            if not snap.persisted:
+                meta = self._persist(model, snap)
+                snap = replace(snap, meta=meta, persisted=True)
+            self._snapshots[model] = snap
+
+    def compact_log(self) -> None:
+        """Writer, when no model follows the log: drop the entries no index file on disk still needs."""
+        with self._lock:
+            seqs = []
+            try:
+                sidecars = list(self.directory.glob("*.json"))
+            except OSError:
+                sidecars = []
+            for sidecar in sidecars:
+                try:
+                    seqs.append(IndexMeta.from_json(json.loads(sidecar.read_text(encoding="utf-8"))).seq)
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue
+            below = min(seqs) if seqs else self.catalog.last_change_seq()
+            if below > 0 and self.catalog.oldest_change_seq() < below:
+                self.catalog.prune_vector_changes(below=below)
 
     def refresh(self, model: str) -> None:
-        """Make the index of ``model`` match the catalog: load it, or rebuild it when stale or damaged."""
-        self._current(model)
+        """Writer: :meth:`maintain` run to the end (scripts, tests, the GUI after removing a folder)."""
+        for _ in self.maintain(model):
+            pass
+
+    # -- readers ------------------------------------------------------------------------------------
 
     def search(
         self,
@@ -139,7 +378,7 @@ class VectorIndex:
         *,
         allowed_ids: np.ndarray | None = None,
     ) -> Hits:
-        """The ``k`` photos most similar to each query, best first.
+        """The ``k`` photos most similar to each query, best first (any thread; never writes or rebuilds).
 
         Args:
             model: the model the queries were embedded with.
@@ -157,46 +396,59 @@ class VectorIndex:
         queries = np.atleast_2d(np.asarray(queries, dtype=np.float32))
         if k <= 0 or queries.shape[0] == 0:
             return [[] for _ in range(queries.shape[0])]
-        loaded = self._current(model)
-        if loaded.meta.count == 0:
-            self._check_other_models(model)
-            return [[] for _ in range(queries.shape[0])]
-        if queries.shape[1] != loaded.meta.dim:
-            raise ModelMismatchError(
-                f"The index for {model} holds {loaded.meta.dim}-d vectors but the loaded model gives "
-                f"{queries.shape[1]}-d ones; re-index the library with `photoembed index`"
-            )
-        queries = _normalise(queries)
+        allowed = None
         if allowed_ids is not None:
             allowed = np.unique(np.asarray(allowed_ids, dtype=np.int64))
             if allowed.size == 0:
                 return [[] for _ in range(queries.shape[0])]
-            return self._search_subset(model, loaded, queries, k, allowed)
-        return self._search_all(loaded, queries, k)
+        snap = self._reader_snapshot(model)
+        if snap is None:
+            return self._search_catalog(model, queries, k, allowed)
+        dim = snap.dim
+        if dim == 0:
+            self._check_other_models(model)
+            return [[] for _ in range(queries.shape[0])]
+        if queries.shape[1] != dim:
+            raise ModelMismatchError(
+                f"The index for {model} holds {dim}-d vectors but the loaded model gives "
+                f"{queries.shape[1]}-d ones; re-index the library with `photoembed index`"
+            )
+        queries = _normalise(queries)
+        base_hits = self._search_base(model, snap, queries, k, allowed)
+        tail = snap.tail
+        ids, vectors = tail.ids, tail.vectors
+        if allowed is not None and ids.size:
+            keep = np.isin(ids, allowed)
+            ids, vectors = ids[keep], vectors[keep]
+        if ids.size == 0:
+            return base_hits
+        tail_hits = exact_search(ids, vectors, queries, k)
+        return [_merge_hits(a, b, k) for a, b in zip(base_hits, tail_hits, strict=True)]
 
     def info(self, model: str) -> dict[str, Any]:
         """What is on disk for ``model``, without loading or rebuilding anything.
 
-        Keys: model, path, exists, fresh (matches the catalog's generation), kind (``none`` before the first
-        build), count, bytes, and the sidecar's fields (generation, dim, nlist, nprobe, build_s, ...).
+        Keys: model, path, exists, fresh (a usable file of this catalog's history), pending (catalog changes
+        newer than the file), kind (``none`` before the first build), count, bytes, and the sidecar's fields.
         """
-        path, sidecar = self._paths(model)
+        path, _sidecar = self._paths(model)
         info: dict[str, Any] = {
             "model": model,
             "path": str(path),
             "exists": False,
             "fresh": False,
+            "pending": 0,
             "kind": "none",
             "count": 0,
             "bytes": 0,
         }
-        try:
-            meta = IndexMeta.from_json(json.loads(sidecar.read_text(encoding="utf-8")))
-        except (OSError, ValueError, KeyError, TypeError):
+        meta = self._read_meta(model)
+        if meta is None:
             return info
         info.update(asdict(meta))
         info["exists"] = meta.kind == KIND_EMPTY or path.exists()
-        info["fresh"] = info["exists"] and meta.model == model and meta.generation == self.catalog.generation
+        info["fresh"] = info["exists"] and self._matches_catalog(meta)
+        info["pending"] = self.catalog.vector_change_count(meta.seq) if info["fresh"] else 0
         info["bytes"] = meta.file_size
         return info
 
@@ -204,11 +456,11 @@ class VectorIndex:
         """Drop loaded indexes from memory (all, or one model's); files stay."""
         with self._lock:
             if model is None:
-                self._loaded.clear()
+                self._snapshots.clear()
             else:
-                self._loaded.pop(model, None)
+                self._snapshots.pop(model, None)
 
-    # -- loading and rebuilding ---------------------------------------------------------------------
+    # -- loading, merging, writing ------------------------------------------------------------------
 
     def _paths(self, model: str) -> tuple[Path, Path]:
         # Model names look like "ViT-B-32/laion2b_s34b_b79k": keep them readable, make them file names.
@@ -216,66 +468,158 @@ class VectorIndex:
         slug += "-" + xxhash.xxh3_64_hexdigest(model.encode("utf-8"))[:8]  # distinct names stay distinct
         return self.directory / f"{slug}.faiss", self.directory / f"{slug}.json"
 
-    def _current(self, model: str) -> _Loaded:
-        generation = self.catalog.generation
-        loaded = self._loaded.get(model)
-        if loaded is not None and loaded.meta.generation == generation:
-            return loaded
-        with self._lock:
-            generation = self.catalog.generation
-            loaded = self._loaded.get(model)
-            if loaded is None or loaded.meta.generation != generation:
-                loaded = self._load(model, generation)
-                if loaded is None:
-                    loaded = self._rebuild(model)
-                self._loaded[model] = loaded
-            return loaded
-
-    def _load(self, model: str, generation: int) -> _Loaded | None:
-        """The index on disk if it is whole, of this model and of this generation; else None."""
-        path, sidecar = self._paths(model)
-        if not sidecar.exists():
-            return None
+    def _read_meta(self, model: str) -> IndexMeta | None:
+        _path, sidecar = self._paths(model)
         try:
             meta = IndexMeta.from_json(json.loads(sidecar.read_text(encoding="utf-8")))
+        except FileNotFoundError:
+            return None
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            logger.warning("Index sidecar %s is unreadable (%s); rebuilding", sidecar, exc)
+            logger.warning("Index sidecar %s is unreadable (%s); it will be rebuilt", sidecar, exc)
             return None
         if meta.format != FORMAT_VERSION or meta.model != model:
-            logger.warning("Index %s is of format %d, model %r; rebuilding", path, meta.format, meta.model)
+            logger.info("Index %s is of format %d, model %r; it will be rebuilt", sidecar, meta.format, meta.model)
             return None
-        if meta.generation != generation:
-            logger.info("Index %s is stale (generation %d, catalog %d)", path, meta.generation, generation)
+        return meta
+
+    def _matches_catalog(self, meta: IndexMeta) -> bool:
+        """The file was built from this catalog's history and the change log since it is complete."""
+        return self.catalog.change_is_known(meta.seq, meta.nonce)
+
+    def _valid_meta(self, model: str) -> IndexMeta | None:
+        meta = self._read_meta(model)
+        if meta is None:
             return None
+        if not self._matches_catalog(meta):
+            logger.warning(
+                "Index %s does not match the catalog's history (restored or rolled back); it will be rebuilt",
+                self._paths(model)[1],
+            )
+            return None
+        return meta
+
+    def _file_intact(self, model: str, meta: IndexMeta) -> bool:
+        """The file matches its sidecar (size and checksum), checked without loading it."""
         if meta.kind == KIND_EMPTY:
-            return _Loaded(meta, None)
-        started = time.perf_counter()
+            return True
+        path, _sidecar = self._paths(model)
         try:
-            # The checksum guards FAISS's reader, which trusts the sizes written in the file.
-            index = read_verified(path, meta)
-        except (OSError, RuntimeError, ValueError) as exc:
-            logger.warning("Cannot use index %s (%s); rebuilding", path, exc)
+            return path.stat().st_size == meta.file_size and _file_xxh3(path) == meta.xxh3
+        except OSError:
+            return False
+
+    def _load(self, model: str) -> _Snapshot | None:
+        """The index on disk if it is whole, of this model and of this catalog's history; else None."""
+        meta = self._valid_meta(model)
+        if meta is None:
             return None
-        logger.debug("Loaded %s (%s, %d vectors) in %.3f s", path, meta.kind, meta.count, time.perf_counter() - started)
-        return _Loaded(meta, index)
+        index = None
+        if meta.kind != KIND_EMPTY:
+            path, _sidecar = self._paths(model)
+            started = time.perf_counter()
+            try:
+                # The checksum guards FAISS's reader, which trusts the sizes written in the file.
+                index = read_verified(path, meta)
+            except (OSError, RuntimeError, ValueError) as exc:
+                logger.warning("Cannot use index %s (%s); it will be rebuilt", path, exc)
+                return None
+            logger.debug("Loaded %s (%s, %d vectors) in %.3f s", path, meta.kind, meta.count,
+                         time.perf_counter() - started)
+        return _Snapshot(meta, index, _Tail.empty(meta.seq), persisted=True)
 
-    def _rebuild(self, model: str) -> _Loaded:
-        # Read the generation before the vectors: if the catalog changes in between, the index is tagged
-        # older than its content and is rebuilt again next time, never the other way round.
-        generation = self.catalog.generation
-        ids, vectors = self.catalog.vectors(model, dtype=np.float16)
-        logger.info("Building the %s index of %d vectors", model, len(ids))
+    def _reader_snapshot(self, model: str) -> _Snapshot | None:
+        """The current snapshot with the catalog's newer changes as its tail (a local copy: nothing stored
+        but a snapshot loaded from disk). None when there is no usable index: the caller scans exactly."""
+        snap = self._snapshots.get(model)
+        if snap is None:
+            with self._load_lock:
+                snap = self._snapshots.get(model)
+                if snap is None:
+                    snap = self._load(model)
+                    if snap is None:
+                        return None
+                    self._snapshots.setdefault(model, snap)
+        changes = self.catalog.vector_changes(model, snap.tail.seq)
+        if changes.floor > snap.tail.seq or changes.changed.size > 4 * merge_threshold(snap.meta.count):
+            # Another process's writer moved on (and pruned its log): its newer file is the better start.
+            with self._load_lock:
+                fresh = self._load(model)
+            if fresh is not None and fresh.meta.seq > snap.meta.seq:
+                if self._snapshots.get(model) is snap:
+                    self._snapshots[model] = fresh
+                snap = fresh
+                changes = self.catalog.vector_changes(model, snap.tail.seq)
+            if changes.floor > snap.tail.seq:
+                return None
+        return replace(snap, tail=snap.tail.extended(changes))
+
+    def _merged(self, model: str, snap: _Snapshot) -> _Snapshot:
+        """The base with the tail folded in (clone, remove, add: no catalog read, no retraining)."""
+        import faiss
+
+        tail = snap.tail
         started = time.perf_counter()
-        built = build_index(ids, vectors)
-        build_s = time.perf_counter() - started
-        loaded = self._write(model, generation, built, build_s)
-        logger.info("Built the %s index (%s) in %.1f s", model, loaded.meta.kind, build_s)
-        return loaded
+        if snap.index is None:
+            if tail.ids.size > EXACT_MAX:
+                return snap  # needs a trained index: maintain() rebuilds
+            built = build_index(tail.ids, tail.vectors, kind=KIND_FLAT if tail.ids.size else KIND_EMPTY)
+            index, kind, dim, nlist, nprobe = built.index, built.kind, built.dim, 0, 0
+            trained = 0
+        else:
+            index = faiss.clone_index(snap.index)
+            if tail.changed.size:
+                index.remove_ids(faiss.IDSelectorBatch(tail.changed))
+            if tail.ids.size:
+                index.add_with_ids(np.ascontiguousarray(tail.vectors), tail.ids)
+            _set_nprobe(index, snap.meta.nprobe)
+            kind, dim, nlist, nprobe = snap.meta.kind, snap.meta.dim, snap.meta.nlist, snap.meta.nprobe
+            trained = snap.meta.trained_count
+            if index.ntotal == 0:
+                index, kind, dim, nlist, nprobe, trained = None, KIND_EMPTY, 0, 0, 0, 0
+        meta = replace(
+            snap.meta,
+            seq=tail.seq,
+            nonce=0,  # filled in when persisted
+            kind=kind,
+            dim=dim,
+            count=0 if index is None else int(index.ntotal),
+            nlist=nlist,
+            nprobe=nprobe,
+            file_size=0,
+            xxh3="",
+            trained_count=trained,
+        )
+        self.merges += 1
+        logger.debug("Merged %d changes into the %s index in %.3f s", tail.changed.size, model,
+                     time.perf_counter() - started)
+        merged = _Snapshot(meta, index, _Tail.empty(tail.seq), persisted=False)
+        if self.catalog.vector_change_count(self._disk_seq(model)) >= PERSIST_MIN:
+            merged = replace(merged, meta=self._persist(model, merged), persisted=True)
+        return merged
 
-    def _write(self, model: str, generation: int, built: BuiltIndex, build_s: float) -> _Loaded:
+    def _disk_seq(self, model: str) -> int:
+        meta = self._read_meta(model)
+        return meta.seq if meta is not None else 0
+
+    def _persist(self, model: str, snap: _Snapshot) -> IndexMeta:
+        nonce = self.catalog.change_nonce(snap.meta.seq)
+        if nonce is None:
+            nonce = 0
+        previous = self._read_meta(model)
+        built = BuiltIndex(snap.index, snap.meta.kind, snap.meta.dim, snap.meta.count,
+                           nlist=snap.meta.nlist, nprobe=snap.meta.nprobe)
+        meta = self._write(model, snap.meta.seq, nonce, built, snap.meta.build_s, trained=snap.meta.trained_count)
+        if previous is not None and previous.seq > 0:
+            # One file behind: a reader that loaded the previous file can still catch up from the log.
+            self.catalog.prune_vector_changes(below=min(previous.seq, meta.seq))
+        return meta
+
+    def _write(
+        self, model: str, seq: int, nonce: int, built: BuiltIndex, build_s: float, *, trained: int | None = None
+    ) -> IndexMeta:
         path, sidecar = self._paths(model)
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
+            make_private_dir(self.directory)
             file_size, checksum = 0, ""
             if built.index is not None:
                 file_size, checksum = write_index_atomically(built.index, path)
@@ -284,7 +628,8 @@ class VectorIndex:
             meta = IndexMeta(
                 format=FORMAT_VERSION,
                 model=model,
-                generation=generation,
+                seq=seq,
+                nonce=nonce,
                 kind=built.kind,
                 dim=built.dim,
                 count=built.count,
@@ -293,11 +638,21 @@ class VectorIndex:
                 file_size=file_size,
                 xxh3=checksum,
                 build_s=round(build_s, 3),
+                trained_count=(built.count if built.kind == KIND_IVF else 0) if trained is None else trained,
             )
             atomic_write_text(sidecar, json.dumps(asdict(meta), indent=2) + "\n")
+            with contextlib.suppress(OSError):
+                os.chmod(sidecar, 0o600)
         except OSError as exc:
             raise KnownError(f"Cannot write the search index in {self.directory}: {exc}") from exc
-        return _Loaded(meta, built.index)
+        return meta
+
+    def _clean_temp_files(self) -> None:
+        """Remove ``.<name>.faiss.*.tmp`` files left by a crash while writing (writer, once per process)."""
+        if self._tmp_cleaned:
+            return
+        self._tmp_cleaned = True
+        clean_temp_files(self.directory)
 
     def _check_other_models(self, model: str) -> None:
         others = [m for m in self.catalog.embedding_models() if m != model]
@@ -309,31 +664,124 @@ class VectorIndex:
 
     # -- searching ----------------------------------------------------------------------------------
 
-    def _search_all(self, loaded: _Loaded, queries: np.ndarray, k: int) -> Hits:
-        return search_loaded(loaded.index, queries, k)
+    def _search_catalog(self, model: str, queries: np.ndarray, k: int, allowed: np.ndarray | None) -> Hits:
+        """No usable index yet (first index still running, or damage the writer has not repaired): exact."""
+        if model not in self._exact_fallback_warned:
+            self._exact_fallback_warned.add(model)
+            logger.info("No usable %s index yet: searching the catalog's vectors exactly", model)
+        ids, vectors = self.catalog.vectors(model, None if allowed is None else allowed.tolist(),
+                                            dtype=np.float16)
+        if ids.size == 0:
+            self._check_other_models(model)
+            return [[] for _ in range(queries.shape[0])]
+        if queries.shape[1] != vectors.shape[1]:
+            raise ModelMismatchError(
+                f"The library holds {vectors.shape[1]}-d vectors for {model} but the loaded model gives "
+                f"{queries.shape[1]}-d ones; re-index the library with `photoembed index`"
+            )
+        return exact_search(ids, vectors, _normalise(queries), k)
 
-    def _search_subset(self, model: str, loaded: _Loaded, queries: np.ndarray, k: int, allowed: np.ndarray) -> Hits:
+    def _search_base(
+        self, model: str, snap: _Snapshot, queries: np.ndarray, k: int, allowed: np.ndarray | None
+    ) -> Hits:
         import faiss
 
-        # The parameters hold a raw pointer to the selector: this local keeps it alive during the search.
-        selector = faiss.IDSelectorBatch(allowed)
-        if loaded.meta.kind == KIND_FLAT:
+        empty: Hits = [[] for _ in range(queries.shape[0])]
+        if snap.index is None or snap.meta.count == 0:
+            return empty
+        changed = snap.tail.changed
+        if allowed is not None and changed.size:
+            allowed = allowed[~np.isin(allowed, changed)]
+            if allowed.size == 0:
+                return empty
+        if allowed is None and changed.size == 0:
+            return search_loaded(snap.index, queries, k)
+        # The parameters hold a raw pointer to the selector: these locals keep it alive during the search.
+        selector: Any
+        if allowed is not None:
+            selector = faiss.IDSelectorBatch(allowed)
+        else:
+            void = faiss.IDSelectorBatch(changed)
+            selector = faiss.IDSelectorNot(void)
+        if snap.meta.kind == KIND_FLAT:
             params = faiss.SearchParameters()
             params.sel = selector
-            return search_loaded(loaded.index, queries, k, params)
-        # IVF: the probed cells hold about nprobe/nlist of the photos; when the allowed set is sparse,
-        # probe proportionally more cells, and when that is most of them, search the subset exactly.
-        fraction = allowed.size / loaded.meta.count
-        nprobe = math.ceil(loaded.meta.nprobe / max(fraction, 1e-9))
-        if allowed.size <= SUBSET_EXACT_MAX or nprobe >= loaded.meta.nlist // 2:
-            ids, vectors = self.catalog.vectors(model, allowed.tolist())
-            if ids.size == 0:
-                return [[] for _ in range(queries.shape[0])]
-            return exact_search(ids, vectors, queries, k)
+            return search_loaded(snap.index, queries, k, params)
+        nprobe = snap.meta.nprobe
+        if allowed is not None:
+            # IVF: the probed cells hold about nprobe/nlist of the photos; when the allowed set is sparse,
+            # probe proportionally more cells, and when that is most of them, search the subset exactly
+            # (the catalog is current, so the tail is in it already).
+            fraction = allowed.size / snap.meta.count
+            nprobe = math.ceil(snap.meta.nprobe / max(fraction, 1e-9))
+            if allowed.size <= SUBSET_EXACT_MAX or nprobe >= snap.meta.nlist // 2:
+                ids, vectors = self.catalog.vectors(model, allowed.tolist())
+                if ids.size == 0:
+                    return empty
+                return exact_search(ids, vectors, queries, k)
         ivf_params = faiss.SearchParametersIVF()
         ivf_params.sel = selector
         ivf_params.nprobe = nprobe
-        return search_loaded(loaded.index, queries, k, ivf_params)
+        return search_loaded(snap.index, queries, k, ivf_params)
+
+
+def merge_threshold(base_count: int) -> int:
+    """How many changed ids the tail may hold before the writer folds it into a new base."""
+    return max(MERGE_MIN, int(MERGE_FRACTION * base_count))
+
+
+def clean_temp_files(directory: Path, *, min_age_s: float = TEMP_MIN_AGE_S) -> int:
+    """Delete the temp files a crash while writing an index left behind; returns how many.
+
+    Only files older than ``min_age_s``: another process's writer (the app and ``photoembed watch`` on one
+    library) may be writing one right now.
+    """
+    removed = 0
+    try:
+        entries = list(directory.glob(".*.tmp"))
+    except OSError:
+        return 0
+    now = time.time()
+    for entry in entries:
+        if ".faiss." in entry.name or ".json." in entry.name:
+            with contextlib.suppress(OSError):
+                if now - entry.stat().st_mtime < min_age_s:
+                    continue
+                entry.unlink()
+                removed += 1
+                logger.info("Removed %s, left by an interrupted index write", entry)
+    return removed
+
+
+def make_private_dir(directory: Path) -> None:
+    """Create ``directory`` (and missing parents) readable by its owner only, whatever the umask."""
+    missing = []
+    current = directory
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    directory.mkdir(parents=True, exist_ok=True)
+    for path in [directory, *missing]:
+        with contextlib.suppress(OSError):
+            os.chmod(path, 0o700)
+
+
+def _merge_hits(a: list[tuple[int, float]], b: list[tuple[int, float]], k: int) -> list[tuple[int, float]]:
+    merged = sorted(a + b, key=lambda hit: -hit[1])
+    seen: set[int] = set()
+    out = []
+    for pid, score in merged:
+        if pid not in seen:
+            seen.add(pid)
+            out.append((pid, score))
+            if len(out) == k:
+                break
+    return out
+
+
+def _check(cancel: threading.Event | None) -> None:
+    if cancel is not None and cancel.is_set():
+        raise Cancelled("rebuilding the search index was cancelled")
 
 
 # -- building (also used by the benchmark) -----------------------------------------------------------
@@ -360,7 +808,28 @@ def choose_kind(count: int) -> str:
 
 
 def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str | None = None, seed: int = 0) -> BuiltIndex:
-    """Build the index for ``ids`` / ``vectors`` (float16 or float32, normalised rows).
+    """Build the index for ``ids`` / ``vectors`` at once (see :func:`build_index_steps`)."""
+    steps = build_index_steps(ids, vectors, kind=kind, seed=seed)
+    while True:
+        try:
+            next(steps)
+        except StopIteration as stop:
+            built: BuiltIndex = stop.value
+            return built
+
+
+def build_index_steps(
+    ids: np.ndarray,
+    vectors: np.ndarray,
+    *,
+    kind: str | None = None,
+    seed: int = 0,
+    cancel: threading.Event | None = None,
+) -> Generator[tuple[int, int], None, BuiltIndex]:
+    """Build the index for ``ids`` / ``vectors`` (float16 or float32, normalised rows), step by step.
+
+    A generator: yields ``(vectors added, total)`` after each chunk, checks ``cancel`` there (raising
+    Cancelled) and returns the :class:`BuiltIndex`.
 
     Args:
         ids: int64[n] photo ids.
@@ -382,6 +851,8 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str | None = None
         for start in range(0, count, ADD_CHUNK):
             chunk = _normalise(np.asarray(vectors[start : start + ADD_CHUNK], dtype=np.float32))
             id_map.add_with_ids(chunk, ids[start : start + ADD_CHUNK])
+            _check(cancel)
+            yield min(count, start + ADD_CHUNK), count
         return BuiltIndex(id_map, KIND_FLAT, dim, count)
     if kind != KIND_IVF:
         raise ValueError(f"unknown index kind {kind!r}")
@@ -396,6 +867,8 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str | None = None
         quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
     )
     index.cp.seed = seed
+    _check(cancel)
+    yield 0, count
     index.train(train)
     del train
     # Calibration probes: catalog vectors pushed halfway towards random directions, so that they are
@@ -410,6 +883,8 @@ def build_index(ids: np.ndarray, vectors: np.ndarray, *, kind: str | None = None
         chunk_ids = ids[start : start + ADD_CHUNK]
         index.add_with_ids(chunk, chunk_ids)
         best_scores, best_ids = _merge_top(best_scores, best_ids, probes @ chunk.T, chunk_ids, 10)
+        _check(cancel)
+        yield min(count, start + ADD_CHUNK), count
     nprobe, recall = _calibrate_nprobe(index, nlist, probes, best_ids)
     _set_nprobe(index, nprobe)
     return BuiltIndex(index, KIND_IVF, dim, count, nlist=nlist, nprobe=nprobe, calibrated_recall=recall)

@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 ERROR_RETRY_HEALTH_CHECKS = 12  # a root that could not be watched at all is retried every ~minute
 OFFLINE_CHECK_S = 1.0  # how often an offline root is looked for
+MAX_RETRY_S = 1800.0  # a sync that keeps failing is retried at most this far apart (doubling from retry_s)
 
 
 class SyncingIndexer(Protocol):
@@ -147,6 +148,8 @@ class WatchService:
         self._process_started = current_process_started()
         self._last_batch: WatchEvent | None = None
         self._batches = 0
+        self._failures = 0  # syncs failed in a row (exponential backoff; reset by a sync that succeeds)
+        self._retry: dict[str, Any] | None = None
         self.held_back_total = 0  # files held back because they were being written (status and tests)
         self._next_health = 0.0
         self._next_heartbeat = 0.0
@@ -362,18 +365,38 @@ class WatchService:
         started = self.clock()
         try:
             yield from indexer.sync(paths=scope, cancel=self._cancel)
-        except (KnownError, sqlite3.OperationalError, OSError) as exc:
-            # The environment (disk full, catalog locked by another writer...): keep the paths, try again.
-            logger.warning("Could not sync %d changed paths, retrying in %.0f s: %s",
-                           len(scope or self._watchers), self.options.retry_s, exc)
+        except Cancelled:
+            raise
+        except Exception as exc:  # a failed sync is retried later, never the end of watching
+            # The environment (disk full, catalog locked by another writer...) or a bug: keep the paths and
+            # try again, waiting twice as long after each failure in a row so a repeating one cannot spin.
+            expected = isinstance(exc, (KnownError, sqlite3.OperationalError, OSError))
+            self._failures += 1
+            delay = min(self.options.retry_s * 2 ** (self._failures - 1), MAX_RETRY_S)
+            paths = len(scope or self._watchers)
+            if expected:
+                logger.warning("Could not sync %d changed paths (failure %d in a row), retrying in %.0f s: %s",
+                               paths, self._failures, delay, exc)
+            else:
+                logger.exception("Unexpected error while syncing %d changed paths (failure %d in a row); "
+                                 "retrying in %.0f s", paths, self._failures, delay)
             retry = [str(p) for p in (scope if scope is not None else self._online_roots())]
-            self.debouncer.hold(dict.fromkeys(retry, True), delay_s=self.options.retry_s)
-            event = WatchEvent("error", f"Could not sync the changes ({exc}); retrying in "
-                               f"{self.options.retry_s:.0f} s", scope=len(retry))
+            self.debouncer.hold(dict.fromkeys(retry, True), delay_s=delay)
+            reason = str(exc) if expected else f"internal error: {type(exc).__name__}: {exc}"
+            self._retry = {
+                "failures": self._failures,
+                "delay_s": delay,
+                "at": self.wall_clock() + delay,
+                "reason": reason,
+            }
+            event = WatchEvent("error", f"Could not sync the changes ({reason}); retrying in {delay:.0f} s "
+                               f"(failure {self._failures} in a row)", scope=len(retry))
             self._last_batch = event
             self._publish()
             yield event
             return
+        self._failures = 0
+        self._retry = None
         report = indexer.report
         event = WatchEvent(
             "indexed",
@@ -417,6 +440,7 @@ class WatchService:
                 "batches": self._batches,
                 "held_back_total": self.held_back_total,
                 "last_batch": self._last_batch.to_json() if self._last_batch is not None else None,
+                "retry": self._retry,
             },
         )
 

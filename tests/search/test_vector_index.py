@@ -1,4 +1,7 @@
-"""The derived FAISS index: ranking against brute force, rebuilds, atomic writes, model checks."""
+"""The derived FAISS index: ranking against brute force, rebuilds, atomic writes, model checks.
+
+The incremental behaviour (writer-applied batches, restarts, rollbacks) is in test_live_index.py.
+"""
 
 from __future__ import annotations
 
@@ -68,6 +71,7 @@ def test_exact_index_ranks_like_brute_force(catalog: Catalog, tmp_path: Path) ->
     vectors = unit(rng, 400, 32)
     ids = fill(catalog, vectors)
     index = VectorIndex(tmp_path / "index", catalog)
+    index.refresh(MODEL)
     queries = unit(rng, 6, 32) * 3.0  # not normalised: the index normalises, so scores are cosines
     got = index.search(MODEL, queries, 10)
     want = brute_force(ids, vectors, queries, 10)
@@ -85,6 +89,7 @@ def test_compressed_index_ranks_like_brute_force(
     vectors = gen.all().astype(np.float32)
     ids = fill(catalog, vectors)
     index = VectorIndex(tmp_path / "index", catalog)
+    index.refresh(MODEL)
     queries = gen.queries(40)
     got = index.search(MODEL, queries, 10)
     want = brute_force(ids, vectors, queries, 10)
@@ -111,6 +116,7 @@ def test_allowed_ids_restrict_results(
     vectors = unit(rng, 2000, 32)
     ids = fill(catalog, vectors)
     index = VectorIndex(tmp_path / "index", catalog)
+    index.refresh(MODEL)
     queries = unit(rng, 4, 32)
     for allowed_rows in (np.arange(0, 2000, 97), np.arange(0, 2000, 2)):  # small (exact) and large (selector)
         allowed = np.array([ids[i] for i in allowed_rows])
@@ -130,23 +136,23 @@ def test_fewer_photos_than_k(catalog: Catalog, tmp_path: Path) -> None:
     assert sorted(p for p, _ in hits) == sorted(ids)
 
 
-def test_stale_generation_rebuilds(catalog: Catalog, tmp_path: Path) -> None:
+def test_changes_are_searched_exactly_until_the_writer_applies_them(catalog: Catalog, tmp_path: Path) -> None:
     rng = np.random.default_rng(4)
     fill(catalog, unit(rng, 50, 16))
     index = VectorIndex(tmp_path / "index", catalog)
     index.refresh(MODEL)
-    generation = index.info(MODEL)["generation"]
+    seq = index.info(MODEL)["seq"]
     target = unit(rng, 1, 16)
     new_id = fill(catalog, target, start=1000)[0]
-    assert not index.info(MODEL)["fresh"]
-    hits = index.search(MODEL, target, 1)[0]
+    assert index.info(MODEL)["pending"] > 0
+    hits = index.search(MODEL, target, 1)[0]  # a reader: the new photo comes from the log, exactly
     assert hits[0][0] == new_id
     assert hits[0][1] == pytest.approx(1.0, abs=2e-3)
-    assert index.info(MODEL)["generation"] > generation
-    # Deleted photos never come back from an old index.
+    assert index.info(MODEL)["seq"] == seq  # the reader wrote nothing
+    # Deleted photos never come back from an older base.
     catalog.delete_photos([new_id])
-    catalog.bump_generation()
     assert new_id not in {p for p, _ in index.search(MODEL, target, 60)[0]}
+    assert index.rebuilds == 1
 
 
 def test_loads_a_fresh_index_without_rebuilding(
@@ -186,11 +192,16 @@ def test_damaged_files_are_rebuilt(catalog: Catalog, tmp_path: Path, damage: str
     else:
         faiss_file.unlink()
     queries = unit(rng, 3, 16)
-    got = VectorIndex(tmp_path / "index", catalog).search(MODEL, queries, 5)
-    assert [[p for p, _ in row] for row in got] == [
-        [p for p, _ in row] for row in brute_force(ids, vectors, queries, 5)
-    ]
+    want = [[p for p, _ in row] for row in brute_force(ids, vectors, queries, 5)]
+    reader = VectorIndex(tmp_path / "index", catalog)
+    # A reader never rebuilds: it answers exactly from the catalog until the writer repairs the file.
+    assert [[p for p, _ in row] for row in reader.search(MODEL, queries, 5)] == want
+    assert reader.rebuilds == 0
+    writer = VectorIndex(tmp_path / "index", catalog)
+    writer.refresh(MODEL)
+    assert writer.rebuilds == 1
     assert VectorIndex(tmp_path / "index", catalog).info(MODEL)["fresh"]
+    assert [[p for p, _ in row] for row in VectorIndex(tmp_path / "index", catalog).search(MODEL, queries, 5)] == want
 
 
 def test_crash_while_writing_keeps_the_old_index(
@@ -211,12 +222,14 @@ def test_crash_while_writing_keeps_the_old_index(
     fill(catalog, unit(rng, 5, 16), start=100)
     monkeypatch.setattr(faiss, "write_index", crashing_write)
     with pytest.raises(KeyboardInterrupt):
-        VectorIndex(tmp_path / "index", catalog).refresh(MODEL)
+        list(VectorIndex(tmp_path / "index", catalog).rebuild(MODEL))
     assert {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()} == files  # no temp file left
     monkeypatch.undo()
     fresh = VectorIndex(tmp_path / "index", catalog)
-    assert fresh.info(MODEL)["count"] == 40  # the old, whole index, known to be stale
-    assert len(fresh.search(MODEL, unit(rng, 1, 16), 100)[0]) == 45  # rebuilt before answering
+    assert fresh.info(MODEL)["count"] == 40  # the old, whole index, with 5 newer changes in the log
+    assert fresh.info(MODEL)["fresh"]
+    assert len(fresh.search(MODEL, unit(rng, 1, 16), 100)[0]) == 45  # the 5 come from the log
+    assert fresh.rebuilds == 0
 
 
 def test_writes_go_through_a_temp_file_and_replace(
@@ -256,6 +269,8 @@ def test_library_indexed_with_another_model(catalog: Catalog, tmp_path: Path) ->
 
 def test_empty_library(catalog: Catalog, tmp_path: Path) -> None:
     index = VectorIndex(tmp_path / "index", catalog)
+    assert index.search(MODEL, np.ones((2, 8), dtype=np.float32), 5) == [[], []]
+    index.refresh(MODEL)
     assert index.search(MODEL, np.ones((2, 8), dtype=np.float32), 5) == [[], []]
     assert index.info(MODEL)["count"] == 0
     assert index.info(MODEL)["fresh"]
