@@ -312,14 +312,40 @@ class DedupService:
         return TrashPlan(tuple(items))
 
     def plan_bulk_trash(self, clusters: Iterable[Cluster]) -> tuple[TrashPlan, list[Cluster]]:
-        """As :meth:`plan_trash` over the clusters that may go in bulk (identical files, same photo).
+        """As :meth:`plan_trash` over the clusters that may go in bulk (identical files, same photo), plus the
+        exact copies inside the other clusters.
 
         Returns the plan and the clusters left out (similar shots: different photos, reviewed one cluster
-        at a time).
+        at a time; only their byte-identical extra copies are in the plan).
         """
         clusters = list(clusters)
         taken = [c for c in clusters if c.tier in BULK_TIERS]
-        return self.plan_trash(taken), [c for c in clusters if c.tier not in BULK_TIERS]
+        left = [c for c in clusters if c.tier not in BULK_TIERS]
+        plan = self.plan_trash(taken)
+        # Byte-identical files inside a similar-shots cluster are exact copies all the same: one of each
+        # content stays (the kept photo, else a protected one, else the shortest path), the others go.
+        items = list(plan.items)
+        planned = {item.path for item in items}
+        for cluster in left:
+            by_hash: dict[str, list[ClusterPhoto]] = {}
+            for photo in cluster.photos:
+                if photo.content_hash:
+                    by_hash.setdefault(photo.content_hash, []).append(photo)
+            for content, copies in by_hash.items():
+                if len(copies) < 2:
+                    continue
+                stay = min(copies, key=lambda p: (not p.keep, not p.protected, len(str(p.path)), str(p.path)))
+                for photo in copies:
+                    if photo is stay or photo.protected or photo.path in planned:
+                        continue
+                    planned.add(photo.path)
+                    items.append(
+                        TrashItem(
+                            photo.photo_id, photo.path, photo.size, photo.mtime_ns, content,
+                            (stay.path,), (content,),
+                        )
+                    )
+        return TrashPlan(tuple(items)), left
 
     def execute(self, plan: TrashPlan) -> int:
         """Move the plan's files to the trash. Returns the batch id (for undo)."""
