@@ -84,6 +84,9 @@ class TrashItem:
     content_hash: str | None
     kept: tuple[Path, ...]  # the cluster's kept photos: one must still be there
     kept_hashes: tuple[str | None, ...] = ()  # their content hashes as listed (re-read and compared at execution)
+    #: The user chose this very photo for the trash (a selection in the app), knowing it may be the only copy:
+    #: it needs no kept copy. Duplicate removal never sets it.
+    chosen_by_user: bool = False
 
 
 @dataclass(frozen=True)

@@ -311,6 +311,19 @@ class DedupService:
                 )
         return TrashPlan(tuple(items))
 
+    def plan_chosen_trash(self, photos: Iterable[Photo]) -> TrashPlan:
+        """The user's own choice of photos for the trash (a selection), with or without other copies.
+
+        Journaled, re-checked before the move (unchanged, in place, outside a protected folder) and undone
+        like any removal; unlike duplicate removal no other copy has to stay.
+        """
+        return TrashPlan(
+            tuple(
+                TrashItem(p.id, p.path, p.size, p.mtime_ns, p.content_hash, (), (), chosen_by_user=True)
+                for p in photos
+            )
+        )
+
     def plan_bulk_trash(self, clusters: Iterable[Cluster]) -> tuple[TrashPlan, list[Cluster]]:
         """As :meth:`plan_trash` over the clusters that may go in bulk (identical files, same photo), plus the
         exact copies inside the other clusters.
@@ -494,6 +507,8 @@ class DedupService:
         if len(moving) < len(checked):
             return f"{items[0].path} and another planned path are the same file (a hard link or a second path to it)"
         if not kept:
+            if all(item.chosen_by_user for item in items):
+                return checked  # the user's own choice of these photos: no copy needs to stay
             return f"no kept copy of {items[0].path} was chosen"
         notes: list[str] = []
         copies: set[tuple[int, int]] = set()

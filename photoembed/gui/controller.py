@@ -785,7 +785,7 @@ class SelectionPlan:
 
 def _plan_selection(service: DedupService, library: Library, paths: Sequence[Path]) -> SelectionPlan:
     """Pool thread: see :meth:`LibraryController.plan_selection_trash`."""
-    from photoembed.dedup.records import Cluster, ClusterPhoto
+    from photoembed.dedup.records import Cluster, ClusterPhoto, TrashPlan
     from photoembed.storage.browse import copies_by_hash
 
     catalog = library.catalog
@@ -803,10 +803,11 @@ def _plan_selection(service: DedupService, library: Library, paths: Sequence[Pat
     chosen = {p.path for p in photos}
     copies = copies_by_hash(catalog, [p.content_hash for p in photos if p.content_hash])
     clusters = []
+    only_copies = []
     for photo in photos:
         keepers = [c for c in copies.get(photo.content_hash or "", []) if c.path not in chosen]
         if not keepers:
-            refused.append((photo.path, "no other copy of it stays in the library"))
+            only_copies.append(photo)  # the user's choice: it goes, journaled, and undo brings it back
             continue
         keeper = keepers[0]
         clusters.append(Cluster("selection", (
@@ -817,7 +818,8 @@ def _plan_selection(service: DedupService, library: Library, paths: Sequence[Pat
                          content_hash=photo.content_hash, keep=False, reason="your choice",
                          match="identical", score=1.0, protected=False),
         )))
-    return SelectionPlan(service.plan_trash(clusters), refused)
+    with_copies = service.plan_trash(clusters).items
+    return SelectionPlan(TrashPlan(with_copies + service.plan_chosen_trash(only_copies).items), refused)
 
 
 def take_snapshot(library: Library) -> LibrarySnapshot:
