@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from photoembed.imaging.fingerprint import THUMB_SIDE
+from photoembed.imaging.fingerprint import THUMB_SIDE, LocalFeatures
 
 PDQ_STRICT = 31
 MIN_QUALITY = 50
@@ -192,3 +192,147 @@ def interp_matrix(side: int, crop: float, offset: float) -> np.ndarray:
     np.add.at(m, (rows, lo), 1.0 - w)
     np.add.at(m, (rows, hi), w)
     return m
+
+
+# -- local features: the strict same-photo check ----------------------------------------------------------
+
+#: Matched keypoints (RANSAC inliers of one similarity transform) a same-photo verdict needs.
+MIN_INLIERS = 20
+#: Share of the putative matches the transform explains.
+MIN_INLIER_RATIO = 0.2
+#: The overlap (the smaller content mapped into the larger) must be at least this share of the smaller one.
+MIN_OVERLAP = 0.45
+#: Inliers at least EDGE (share of each side) inside the overlap in the smaller image: a border, a bar or a
+#: frame (a ring or strips along the edges) cannot put its matches there...
+EDGE = 0.15
+MIN_INTERIOR = 10
+#: Grey correlation of the two thumbnails once aligned by the transform (see verify_features).
+MIN_AGREEMENT = 0.75
+RATIO_TEST = 0.8
+#: Scale and rotation a same-photo transform may have (a screenshot shrinks a photo; 90-degree turns and
+#: mirrors are matched on the thumbnails, see dihedral_match).
+MAX_SCALE = 4.0
+MAX_ROTATION_DEG = 12.0
+RANSAC_PX = 4.0
+
+
+def verify_features(
+    a: LocalFeatures, b: LocalFeatures, thumb_a: np.ndarray | None = None, thumb_b: np.ndarray | None = None
+) -> float | None:
+    """Same photo by local features: a similarity transform with enough well-spread inliers, or None.
+
+    The score is the inlier count over 100, capped at 1.0. Pixel positions are in
+    each photo's feature image (its content box at FEATURE_SIDE).
+    """
+    import cv2
+
+    if len(a.points) < MIN_INLIERS or len(b.points) < MIN_INLIERS:
+        return None
+    matcher = cv2.BFMatcher(cv2.NORM_HAMMING)
+    pairs = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
+    qa: list[int] = []
+    qb: list[int] = []
+    for m in pairs:
+        if len(m) == 2 and m[0].distance < RATIO_TEST * m[1].distance:
+            qa.append(m[0].queryIdx)
+            qb.append(m[0].trainIdx)
+    if len(qa) < MIN_INLIERS:
+        return None
+    # One keypoint of b may be the best match of several of a: keep the closest one (mutual uniqueness).
+    pa = a.points[qa].astype(np.float32)
+    pb = b.points[qb].astype(np.float32)
+    _, first = np.unique(np.array(qb), return_index=True)
+    pa, pb = pa[first], pb[first]
+    if len(pa) < MIN_INLIERS:
+        return None
+    transform, mask = cv2.estimateAffinePartial2D(
+        pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995
+    )
+    if transform is None or mask is None:
+        return None
+    inl = mask.ravel().astype(bool)
+    count = int(inl.sum())
+    if count < MIN_INLIERS or count < MIN_INLIER_RATIO * len(pa):
+        return None
+    scale = float(np.hypot(transform[0, 0], transform[1, 0]))
+    angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
+    if not 1.0 / MAX_SCALE <= scale <= MAX_SCALE or abs(angle) > MAX_ROTATION_DEG:
+        return None
+    # Measure in the image whose content is the smaller part of the pair (the crop, the photo in a
+    # screenshot): map the other's frame into it and require a large overlap, covered by inliers.
+    wa, ha = a.size
+    wb, hb = b.size
+    area_a = float(wa * ha)
+    area_b_in_a = float(wb * hb) / (scale * scale)
+    if area_a <= area_b_in_a:
+        small_pts, small_size = pa[inl], (wa, ha)
+        other_corners = _corners(wb, hb) @ _invert(transform).T
+    else:
+        small_pts, small_size = pb[inl], (wb, hb)
+        other_corners = _corners(wa, ha) @ np.vstack([transform, [0, 0, 1]]).T[:, :2]
+    x0, y0 = np.maximum(other_corners.min(axis=0), 0.0)
+    x1, y1 = np.minimum(other_corners.max(axis=0), small_size)
+    if x1 <= x0 or y1 <= y0:
+        return None
+    if (x1 - x0) * (y1 - y0) < MIN_OVERLAP * small_size[0] * small_size[1]:
+        return None
+    # Inliers must reach into the middle of the content: a shared border, bar or frame lies along the edges.
+    inner = (
+        (small_pts[:, 0] > x0 + EDGE * (x1 - x0))
+        & (small_pts[:, 0] < x1 - EDGE * (x1 - x0))
+        & (small_pts[:, 1] > y0 + EDGE * (y1 - y0))
+        & (small_pts[:, 1] < y1 - EDGE * (y1 - y0))
+    )
+    if int(inner.sum()) < MIN_INTERIOR:
+        return None
+    # The keypoints may all sit on a small subject, or on a caption two different photos share: the whole
+    # overlap must agree too. The other photo's thumbnail, warped by the transform onto this one's, must
+    # correlate (grey, contrast-normalised: the low frequencies a caption or a watermark leave alone).
+    if thumb_a is not None and thumb_b is not None:
+        agreement = _warped_correlation(thumb_a, a.size, thumb_b, b.size, transform)
+        if agreement < MIN_AGREEMENT:
+            return None
+    return float(min(1.0, count / 100.0))
+
+
+def _warped_correlation(
+    thumb_a: np.ndarray, size_a: tuple[int, int], thumb_b: np.ndarray, size_b: tuple[int, int], transform: np.ndarray
+) -> float:
+    """Correlation of thumbnail ``a`` with ``b`` sampled where the a->b transform puts a's pixels (overlap)."""
+    ha, wa = thumb_a.shape
+    hb, wb = thumb_b.shape
+    v, u = np.mgrid[0:ha, 0:wa].astype(np.float64)
+    x = (u + 0.5) * size_a[0] / wa
+    y = (v + 0.5) * size_a[1] / ha
+    xb = transform[0, 0] * x + transform[0, 1] * y + transform[0, 2]
+    yb = transform[1, 0] * x + transform[1, 1] * y + transform[1, 2]
+    ub = xb * wb / size_b[0] - 0.5
+    vb = yb * hb / size_b[1] - 0.5
+    inside = (ub >= 0) & (ub <= wb - 1) & (vb >= 0) & (vb <= hb - 1)
+    if inside.sum() < 0.25 * inside.size:
+        return -1.0
+    ub, vb = ub[inside], vb[inside]
+    u0 = np.minimum(np.floor(ub).astype(int), wb - 2)
+    v0 = np.minimum(np.floor(vb).astype(int), hb - 2)
+    fu, fv = ub - u0, vb - v0
+    tb = thumb_b.astype(np.float64)
+    sampled = (
+        tb[v0, u0] * (1 - fu) * (1 - fv)
+        + tb[v0, u0 + 1] * fu * (1 - fv)
+        + tb[v0 + 1, u0] * (1 - fu) * fv
+        + tb[v0 + 1, u0 + 1] * fu * fv
+    )
+    own = thumb_a.astype(np.float64)[inside]
+    own = own - own.mean()
+    sampled = sampled - sampled.mean()
+    denom = float(np.sqrt((own * own).sum() * (sampled * sampled).sum()))
+    return float((own * sampled).sum() / denom) if denom > 1e-6 else -1.0
+
+
+def _corners(w: int, h: int) -> np.ndarray:
+    return np.array([[0, 0, 1], [w, 0, 1], [0, h, 1], [w, h, 1]], dtype=np.float64)
+
+
+def _invert(transform: np.ndarray) -> np.ndarray:
+    full = np.vstack([transform.astype(np.float64), [0, 0, 1]])
+    return np.linalg.inv(full)[:2]
