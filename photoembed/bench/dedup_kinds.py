@@ -42,8 +42,14 @@ def text_overlay(image: Image.Image, text: str = "Summer 2024 - with love!") -> 
     w, h = out.size
     draw = ImageDraw.Draw(out)
     size = max(10, w // 14)
-    draw.text((w * 0.06, h * 0.7), text, font=_font(size), fill=(255, 255, 255), stroke_width=max(1, size // 12),
-              stroke_fill=(0, 0, 0))
+    draw.text(
+        (w * 0.06, h * 0.7),
+        text,
+        font=_font(size),
+        fill=(255, 255, 255),
+        stroke_width=max(1, size // 12),
+        stroke_fill=(0, 0, 0),
+    )
     return out
 
 
@@ -91,7 +97,9 @@ def phone_screenshot(image: Image.Image, width: int = 540) -> Image.Image:
     draw.text((14 * unit, y - 3 * unit), "IMG_2044.jpg", font=_font(round(4.5 * unit)), fill=white)
     draw.ellipse((80 * unit, y - 2 * unit, 84 * unit, y + 2 * unit), outline=white, width=max(1, round(unit / 3)))
     for k in range(3):
-        draw.ellipse((93 * unit, y - 3 * unit + k * 2.5 * unit, 94.5 * unit, y - 1.5 * unit + k * 2.5 * unit), fill=white)
+        draw.ellipse(
+            (93 * unit, y - 3 * unit + k * 2.5 * unit, 94.5 * unit, y - 1.5 * unit + k * 2.5 * unit), fill=white
+        )
     # Bottom: action icons, then the navigation bar.
     y = height - 22 * unit
     for k, x in enumerate((12, 37, 62, 87)):
@@ -154,8 +162,9 @@ def brighten(image: Image.Image, factor: float = 1.1) -> Image.Image:
 
 
 def resize(image: Image.Image, factor: float = 0.5) -> Image.Image:
-    return image.resize((max(1, round(image.width * factor)), max(1, round(image.height * factor))),
-                        Image.Resampling.LANCZOS)
+    return image.resize(
+        (max(1, round(image.width * factor)), max(1, round(image.height * factor))), Image.Resampling.LANCZOS
+    )
 
 
 #: (kind, transform) of the copies that are the same photo; the eval's recall columns.

@@ -11,7 +11,8 @@
 3. similar shots: the tier-2 clusters collapse to one node; CLIP cosine >= threshold, optionally within a
    time window.
 
-The similar-shots stage clusters with complete link, the same-photo stage with stars, so nothing chains. A cluster's tier is
+The similar-shots stage clusters with complete link, the same-photo stage with stars, so nothing chains.
+A cluster's tier is
 the loosest tier that links its members. Each photo is in at most one cluster.
 """
 

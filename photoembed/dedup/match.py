@@ -197,7 +197,7 @@ def interp_matrix(side: int, crop: float, offset: float) -> np.ndarray:
 # -- local features: the strict same-photo check ----------------------------------------------------------
 
 #: Matched keypoints (RANSAC inliers of one similarity transform) a same-photo verdict needs.
-MIN_INLIERS = 20
+MIN_INLIERS = 15
 #: Share of the putative matches the transform explains.
 MIN_INLIER_RATIO = 0.2
 #: The overlap (the smaller content mapped into the larger) must be at least this share of the smaller one.
@@ -238,17 +238,19 @@ def verify_features(
             qb.append(m[0].trainIdx)
     if len(qa) < MIN_INLIERS:
         return None
-    # One keypoint of b may be the best match of several of a: keep the closest one (mutual uniqueness).
-    pa = a.points[qa].astype(np.float32)
-    pb = b.points[qb].astype(np.float32)
-    _, first = np.unique(np.array(qb), return_index=True)
-    pa, pb = pa[first], pb[first]
+    # One keypoint of b may be the best match of several of a: keep only mutual best matches.
+    back = matcher.match(b.descriptors, a.descriptors)
+    best_of_b = {m.queryIdx: m.trainIdx for m in back}
+    mutual = [k for k, (x, y) in enumerate(zip(qa, qb, strict=True)) if best_of_b.get(y) == x]
+    pa = a.points[[qa[k] for k in mutual]].astype(np.float32)
+    pb = b.points[[qb[k] for k in mutual]].astype(np.float32)
     if len(pa) < MIN_INLIERS:
         return None
-    transform, mask = cv2.estimateAffinePartial2D(
+    found: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
         pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995
     )
-    if transform is None or mask is None:
+    transform, mask = found
+    if transform is None or mask is None:  # no model (the stubs say an array; OpenCV returns None)
         return None
     inl = mask.ravel().astype(bool)
     count = int(inl.sum())

@@ -67,7 +67,7 @@ LOW_QUALITY = 50
 MIN_CONTRAST = 12
 #: ... and its stretched hash is used only when that one has at least this quality.
 STRETCHED_QUALITY = 80
-MAX_KEYPOINTS = 256
+MAX_KEYPOINTS = 400
 FEATURE_SIDE = 480
 #: The content box is used when it trims at least this share of an axis (a pad, a frame, a screenshot's
 #: bars); a photo whose flat edge is only a little uniform keeps its whole image, so that its copies at
@@ -135,12 +135,14 @@ def fingerprint(image: Image.Image) -> Fingerprint:
     grey = rgb.convert("L")
     content = np.asarray(grey)
     lo, hi = np.percentile(content, (1, 99)) if content.size else (0.0, 0.0)
-    contrast = max(0, min(255, int(round(float(hi - lo)))))
+    contrast = max(0, min(255, round(float(hi - lo))))
     bits, quality = pdqhash.compute(np.asarray(rgb))
     quality_byte = max(0, min(100, int(quality)))
     if quality_byte < LOW_QUALITY and contrast >= MIN_CONTRAST:
         stretched = np.clip((content.astype(np.float32) - lo) * (255.0 / max(1.0, float(hi - lo))), 0, 255)
-        s_bits, s_quality = pdqhash.compute(np.ascontiguousarray(np.repeat(stretched.astype(np.uint8)[..., None], 3, 2)))
+        s_bits, s_quality = pdqhash.compute(
+            np.ascontiguousarray(np.repeat(stretched.astype(np.uint8)[..., None], 3, 2))
+        )
         if s_quality >= STRETCHED_QUALITY:  # a smooth gradient (a clear sky) stays low: nothing to hash
             bits = s_bits
             quality_byte = max(0, min(100, int(s_quality))) | NORMALISED_FLAG
@@ -180,7 +182,7 @@ def _orb(grey: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
     if hi - lo < _STRETCH_BELOW:  # a low-contrast (misty) photo: stretch first, or FAST finds few corners
         image = np.clip((image.astype(np.float32) - lo) * (255.0 / max(1.0, float(hi - lo))), 0, 255).astype(np.uint8)
     image = cv2.createCLAHE(clipLimit=2.0, tileGridSize=(4, 4)).apply(image)
-    orb = cv2.ORB_create(
+    orb = cv2.ORB_create(  # type: ignore[attr-defined]
         nfeatures=MAX_KEYPOINTS * 5, scaleFactor=1.2, nlevels=6, edgeThreshold=19, patchSize=19, fastThreshold=7
     )
     keypoints = orb.detect(image, None)
@@ -188,7 +190,18 @@ def _orb(grey: np.ndarray) -> tuple[tuple[int, int], np.ndarray, np.ndarray]:
         return size, *empty
     pts = np.array([k.pt for k in keypoints], dtype=np.float32)
     response = np.array([k.response for k in keypoints], dtype=np.float32)
-    cell = (np.minimum(pts[:, 1] * _GRID // size[1], _GRID - 1) * _GRID + np.minimum(pts[:, 0] * _GRID // size[0], _GRID - 1))
+    # One keypoint per 4 px spot (the strongest): a letter's corner found at every pyramid level would
+    # otherwise give RANSAC a pile of coincident points to fit a degenerate transform on.
+    spot = (pts[:, 1] // 4).astype(np.int64) * 4096 + (pts[:, 0] // 4).astype(np.int64)
+    by_spot = np.lexsort((-response, spot))
+    keep = np.ones(len(by_spot), dtype=bool)
+    keep[1:] = spot[by_spot][1:] != spot[by_spot][:-1]
+    kept = by_spot[keep]
+    keypoints = [keypoints[int(k)] for k in kept]
+    pts, response = pts[kept], response[kept]
+    cell = np.minimum(pts[:, 1] * _GRID // size[1], _GRID - 1) * _GRID + np.minimum(
+        pts[:, 0] * _GRID // size[0], _GRID - 1
+    )
     order = np.lexsort((-response, cell))
     first = np.searchsorted(cell[order], cell[order], side="left")
     rank = np.arange(len(order)) - first

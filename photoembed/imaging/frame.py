@@ -10,8 +10,8 @@ most :data:`UNIFORM_STD` grey levels (padding, letterbox bands, a mat; JPEG nois
 photo rows, even skies with texture, are above it nearly always). From each edge:
 
 1. every uniform line is cut (any colour: a black status-bar background then a white pad);
-2. then a *bar*: a run of non-uniform lines no longer than :data:`BAR_MAX` of the side, followed by at
-   least :data:`GAP_MIN` uniform lines (the status bar's text and icons then the letterbox; a frame then its
+2. then a *bar*: lines no longer than :data:`BAR_MAX` of the side, up to the next run of at least
+   :data:`GAP_MIN` uniform lines (the status bar's text and icons then the letterbox; a frame then its
    mat), is cut with its gap, and step 1-2 repeat;
 
 never leaving less than :data:`KEEP_MIN` of either axis (an image that is uniform throughout, a sky or a
@@ -88,11 +88,16 @@ def _cut(uniform: np.ndarray, side: int) -> int:
     zone = int(BAR_ZONE * side)
     pos = _run(uniform, 0, True)
     while pos < zone:
-        bar_end = _run(uniform, pos, False)
-        if bar_end >= n or bar_end - pos > bar_max:
-            break
-        gap_end = _run(uniform, bar_end, True)
-        if gap_end - bar_end < GAP_MIN or gap_end >= n:
+        # The bar runs to the next gap of GAP_MIN uniform lines (single uniform lines inside a bar, between
+        # a status bar and a toolbar, belong to it).
+        gap_start = pos
+        while True:
+            bar_end = _run(uniform, gap_start, False)
+            gap_end = _run(uniform, bar_end, True)
+            if gap_end - bar_end >= GAP_MIN or gap_end >= n:
+                break
+            gap_start = gap_end
+        if bar_end - pos > bar_max or gap_end >= n or gap_end - bar_end < GAP_MIN:
             break
         pos = gap_end
     return min(pos, n)
