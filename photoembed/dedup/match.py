@@ -198,16 +198,24 @@ def interp_matrix(side: int, crop: float, offset: float) -> np.ndarray:
 
 #: Matched keypoints (RANSAC inliers of one similarity transform) a same-photo verdict needs.
 MIN_INLIERS = 15
-#: Share of the putative matches the transform explains.
-MIN_INLIER_RATIO = 0.2
+#: Share of the mutual best matches the transform explains. Different shots of one scene (a desk from
+#: two places) fit a transform with 17-40 % of them (parallax, moved objects), copies with 45-95 %.
+MIN_INLIER_RATIO = 0.45
 #: The overlap (the smaller content mapped into the larger) must be at least this share of the smaller one.
 MIN_OVERLAP = 0.45
+#: A crop keeps at least this share of each side of the photo it comes from (MAX_CROP: 25 % cut)...
+MIN_SPAN = 0.72
+#: ... unless at most this share of the larger image's keypoints lie outside the smaller one.
+MAX_OUTSIDE = 0.1
 #: Inliers at least EDGE (share of each side) inside the overlap in the smaller image: a border, a bar or a
 #: frame (a ring or strips along the edges) cannot put its matches there...
 EDGE = 0.15
 MIN_INTERIOR = 10
 #: Grey correlation of the two thumbnails once aligned by the transform (see verify_features).
 MIN_AGREEMENT = 0.75
+#: Below this many inliers the aligned details must agree as well (MIN_DETAIL).
+STRONG_INLIERS = 60
+MIN_DETAIL = 0.75
 RATIO_TEST = 0.8
 #: Scale and rotation a same-photo transform may have (a screenshot shrinks a photo; 90-degree turns and
 #: mirrors are matched on the thumbnails, see dihedral_match).
@@ -278,6 +286,27 @@ def verify_features(
         return None
     if (x1 - x0) * (y1 - y0) < MIN_OVERLAP * small_size[0] * small_size[1]:
         return None
+    # ... and the smaller must be most of the larger: a crop keeps >= 75 % of each side, a part cut further
+    # (the left half of a panorama) is another picture. Unless what the larger has outside it is bare (a
+    # pad or bars the content box missed): few of its keypoints lie there.
+    if area_a <= area_b_in_a:
+        large_size, large_pts, to_large = (wb, hb), b.points, np.vstack([transform, [0, 0, 1]])[:2]
+    else:
+        large_size, large_pts, to_large = (wa, ha), a.points, _invert(transform)
+    inside_large = _corners(*small_size) @ to_large.T
+    lx0, ly0 = np.maximum(inside_large.min(axis=0), 0.0)
+    lx1, ly1 = np.minimum(inside_large.max(axis=0), large_size)
+    span = min((lx1 - lx0) / large_size[0], (ly1 - ly0) / large_size[1])
+    if span < MIN_SPAN:
+        margin = 0.02 * max(large_size)
+        outside = (
+            (large_pts[:, 0] < lx0 - margin)
+            | (large_pts[:, 0] > lx1 + margin)
+            | (large_pts[:, 1] < ly0 - margin)
+            | (large_pts[:, 1] > ly1 + margin)
+        )
+        if float(outside.mean()) > MAX_OUTSIDE:
+            return None
     # Inliers must reach into the middle of the content: a shared border, bar or frame lies along the edges.
     inner = (
         (small_pts[:, 0] > x0 + EDGE * (x1 - x0))
@@ -294,6 +323,15 @@ def verify_features(
         agreement = _warped_correlation(thumb_a, a.size, thumb_b, b.size, transform)
         if agreement < MIN_AGREEMENT:
             return None
+        # A transform with few inliers may be two shots of one scene from nearly the same place (a desk, a
+        # view): their coarse layouts agree, their details do not line up. Then the high-passed thumbnails,
+        # aligned, must correlate too (a copy's do, 0.8-0.95; two shots' 0.4-0.7).
+        if count < STRONG_INLIERS:
+            detail = _warped_correlation(
+                _high_pass(thumb_a.astype(np.float32)), a.size, _high_pass(thumb_b.astype(np.float32)), b.size, transform
+            )
+            if detail < MIN_DETAIL:
+                return None
     return float(min(1.0, count / 100.0))
 
 
