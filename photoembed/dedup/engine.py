@@ -117,6 +117,7 @@ class DuplicateEngine:
         self.o = options
         self._thumb_cache: dict[int, np.ndarray] = {}
         self._detail_cache: dict[int, ParsedFingerprint | None] = {}
+        self._stack_cache: dict[int, np.ndarray | None] = {}
         #: Local-feature checks run and their total time (``bench dedup-eval`` reports the cost per pair).
         self.feature_checks = 0
         self.feature_seconds = 0.0
@@ -377,14 +378,22 @@ class DuplicateEngine:
                 return score
         if low_contrast:
             return None
-        thumbs = {r: d.thumb for r, d in details.items() if d is not None and d.thumb is not None}
-        if not thumbs:
-            thumbs = self._thumbs((a, b))
-        if a in thumbs and b in thumbs:
-            turned = match.dihedral_match(thumbs[a], thumbs[b])
+        sa, sb = self._dihedral(a, details), self._dihedral(b, details)
+        if sa is not None and sb is not None:
+            turned = match.dihedral_score(sa, sb)
             if turned >= match.DIHEDRAL_MIN:
                 return turned
         return None
+
+    def _dihedral(self, row: int, details: dict[int, ParsedFingerprint]) -> np.ndarray | None:
+        """A photo's high-passed rotations and mirrors (match.dihedral_stack), once per photo."""
+        if row not in self._stack_cache:
+            found = details.get(row)
+            thumb = found.thumb if found is not None else self._thumbs((row,)).get(row)
+            if len(self._stack_cache) > 50_000:  # bounded: 32 KB each
+                self._stack_cache = {}
+            self._stack_cache[row] = None if thumb is None else match.dihedral_stack(thumb)
+        return self._stack_cache[row]
 
     def _details(self, rows: Sequence[int]) -> dict[int, ParsedFingerprint]:
         """Parsed whole fingerprints, once per photo (cached: every pair of a photo reuses its features)."""

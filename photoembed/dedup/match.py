@@ -64,6 +64,26 @@ def dihedral_match(a: np.ndarray, b: np.ndarray) -> float:
     return best
 
 
+def dihedral_stack(thumb: np.ndarray) -> np.ndarray:
+    """The 8 rotations and mirrors of a thumbnail, high-passed and normalised, flattened: [8, side * side].
+
+    Row 0 is the thumbnail itself. Computed once per photo; ``dihedral_score`` of two stacks is what
+    :func:`dihedral_match` computes from the thumbnails.
+    """
+    t = thumb.astype(np.float32)
+    variants = [t]
+    for k in range(4):
+        turned = np.rot90(t, k)
+        variants.extend([turned, turned.T] if k else [turned.T])
+    stack = _normalise(_high_pass(np.stack([np.ascontiguousarray(v) for v in variants])))
+    return stack.reshape(8, -1)
+
+
+def dihedral_score(a: np.ndarray, b: np.ndarray) -> float:
+    """Best correlation of stack ``a``'s own thumbnail with a rotation or mirror of stack ``b``'s."""
+    return float((b[1:] @ a[0]).max())
+
+
 def contains(outer: np.ndarray, inner: np.ndarray) -> float:
     """Best high-pass correlation of ``inner`` found as a crop (5-25 % per side) of ``outer`` (one way only)."""
     return _contained(outer.astype(np.float32), inner.astype(np.float32))
@@ -203,10 +223,9 @@ MIN_INLIERS = 15
 MIN_INLIER_RATIO = 0.45
 #: The overlap (the smaller content mapped into the larger) must be at least this share of the smaller one.
 MIN_OVERLAP = 0.45
-#: A crop keeps at least this share of each side of the photo it comes from (MAX_CROP: 25 % cut)...
+#: A crop keeps at least this share of each side of the photo it comes from (MAX_CROP: 25 % cut; pads,
+#: bars and frames are outside the content box already).
 MIN_SPAN = 0.72
-#: ... unless at most this share of the larger image's keypoints lie outside the smaller one.
-MAX_OUTSIDE = 0.1
 #: Inliers at least EDGE (share of each side) inside the overlap in the smaller image: a border, a bar or a
 #: frame (a ring or strips along the edges) cannot put its matches there...
 EDGE = 0.15
@@ -240,18 +259,20 @@ def verify_features(
     pairs = matcher.knnMatch(a.descriptors, b.descriptors, k=2)
     qa: list[int] = []
     qb: list[int] = []
+    dist: list[float] = []
     for m in pairs:
         if len(m) == 2 and m[0].distance < RATIO_TEST * m[1].distance:
             qa.append(m[0].queryIdx)
             qb.append(m[0].trainIdx)
+            dist.append(m[0].distance)
     if len(qa) < MIN_INLIERS:
         return None
-    # One keypoint of b may be the best match of several of a: keep only mutual best matches.
-    back = matcher.match(b.descriptors, a.descriptors)
-    best_of_b = {m.queryIdx: m.trainIdx for m in back}
-    mutual = [k for k, (x, y) in enumerate(zip(qa, qb, strict=True)) if best_of_b.get(y) == x]
-    pa = a.points[[qa[k] for k in mutual]].astype(np.float32)
-    pb = b.points[[qb[k] for k in mutual]].astype(np.float32)
+    # One keypoint of b may be the best match of several of a: keep the closest one only (one to one).
+    order = np.argsort(np.array(dist, dtype=np.float32), kind="stable")
+    _, first = np.unique(np.array(qb)[order], return_index=True)
+    keep = order[first]
+    pa = a.points[np.array(qa)[keep]].astype(np.float32)
+    pb = b.points[np.array(qb)[keep]].astype(np.float32)
     if len(pa) < MIN_INLIERS:
         return None
     found: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
@@ -287,26 +308,16 @@ def verify_features(
     if (x1 - x0) * (y1 - y0) < MIN_OVERLAP * small_size[0] * small_size[1]:
         return None
     # ... and the smaller must be most of the larger: a crop keeps >= 75 % of each side, a part cut further
-    # (the left half of a panorama) is another picture. Unless what the larger has outside it is bare (a
-    # pad or bars the content box missed): few of its keypoints lie there.
+    # (the left half of a panorama) is another picture, even where the rest is bare (a clipped sky).
     if area_a <= area_b_in_a:
-        large_size, large_pts, to_large = (wb, hb), b.points, np.vstack([transform, [0, 0, 1]])[:2]
+        large_size, to_large = (wb, hb), np.vstack([transform, [0, 0, 1]])[:2]
     else:
-        large_size, large_pts, to_large = (wa, ha), a.points, _invert(transform)
+        large_size, to_large = (wa, ha), _invert(transform)
     inside_large = _corners(*small_size) @ to_large.T
     lx0, ly0 = np.maximum(inside_large.min(axis=0), 0.0)
     lx1, ly1 = np.minimum(inside_large.max(axis=0), large_size)
-    span = min((lx1 - lx0) / large_size[0], (ly1 - ly0) / large_size[1])
-    if span < MIN_SPAN:
-        margin = 0.02 * max(large_size)
-        outside = (
-            (large_pts[:, 0] < lx0 - margin)
-            | (large_pts[:, 0] > lx1 + margin)
-            | (large_pts[:, 1] < ly0 - margin)
-            | (large_pts[:, 1] > ly1 + margin)
-        )
-        if float(outside.mean()) > MAX_OUTSIDE:
-            return None
+    if min((lx1 - lx0) / large_size[0], (ly1 - ly0) / large_size[1]) < MIN_SPAN:
+        return None
     # Inliers must reach into the middle of the content: a shared border, bar or frame lies along the edges.
     inner = (
         (small_pts[:, 0] > x0 + EDGE * (x1 - x0))

@@ -6,8 +6,8 @@ border can be won by the border (the crop-alignment score of two different scree
 the fingerprint describes the content box this module finds, and nothing outside it.
 
 On a grey image, line by line from each side inwards, a line is *uniform* when its standard deviation is at
-most :data:`UNIFORM_STD` grey levels (padding, letterbox bands, a mat; JPEG noise stays below it; real
-photo rows, even skies with texture, are above it nearly always). From each edge:
+most :data:`UNIFORM_STD` grey levels at :data:`WORK_SIDE` px (padding, letterbox bands, a mat; JPEG noise
+stays below it; real photo rows, even misty ones, are above it nearly always). From each edge:
 
 1. every uniform line is cut (any colour: a black status-bar background then a white pad);
 2. then a *bar*: lines no longer than :data:`BAR_MAX` of the side, up to the next run of at least
@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-UNIFORM_STD = 4.0
+UNIFORM_STD = 2.0
 WORK_SIDE = 128
 BAR_MAX = 0.15
 #: Bars are looked for only this close to each edge (a document's text lines are not bars).
