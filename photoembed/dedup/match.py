@@ -339,7 +339,11 @@ def verify_features(
         # aligned, must correlate too (a copy's do, 0.8-0.95; two shots' 0.4-0.7).
         if count < STRONG_INLIERS:
             detail = _warped_correlation(
-                _high_pass(thumb_a.astype(np.float32)), a.size, _high_pass(thumb_b.astype(np.float32)), b.size, transform
+                _high_pass(thumb_a.astype(np.float32)),
+                a.size,
+                _high_pass(thumb_b.astype(np.float32)),
+                b.size,
+                transform,
             )
             if detail < MIN_DETAIL:
                 return None
