@@ -14,7 +14,8 @@ stays below it; real photo rows, even misty ones, are above it nearly always). F
    :data:`GAP_MIN` uniform lines (the status bar's text and icons then the letterbox; a frame then its
    mat), is cut with its gap, and step 1-2 repeat;
 
-never leaving less than :data:`KEEP_MIN` of either axis (an image that is uniform throughout, a sky or a
+each cut only where the flat lines meet the picture with an edge (:func:`_sharp`: a misty photo fades
+into its flat sky, a pad does not), never leaving less than :data:`KEEP_MIN` of either axis (an image that is uniform throughout, a sky or a
 blank page, keeps its full box: it has no content to find, and its low PDQ quality says so).
 A bar that touches the photo with no uniform gap is not cut here; the local-feature check then refuses
 matches that rest on a strip (photoembed.dedup.match).
@@ -26,6 +27,11 @@ import numpy as np
 from PIL import Image
 
 UNIFORM_STD = 2.0
+#: A pad meets the photo with an edge: the next lines vary this much, or their mean steps this far.
+SHARP_STD = 8.0
+SHARP_STEP = 8.0
+#: Neighbouring flat lines of one pad differ by less than this in mean.
+SAME_COLOUR = 3.0
 WORK_SIDE = 128
 BAR_MAX = 0.15
 #: Bars are looked for only this close to each edge (a document's text lines are not bars).
@@ -65,12 +71,14 @@ def _box(g: np.ndarray) -> tuple[int, int, int, int]:
         # Uniformity is judged on the middle of each line: the frame's other sides cross every line of a mat.
         rh, rw = region.shape
         my, mx = int(rh * LINE_MARGIN), int(rw * LINE_MARGIN)
-        rows_u = region[:, mx : rw - mx].std(axis=1) <= UNIFORM_STD
-        cols_u = region[my : rh - my, :].std(axis=0) <= UNIFORM_STD
-        t = _cut(rows_u, h)
-        b = _cut(rows_u[::-1], h)
-        lft = _cut(cols_u, w)
-        r = _cut(cols_u[::-1], w)
+        rows = region[:, mx : rw - mx]
+        cols = region[my : rh - my, :]
+        row_std, row_mean = rows.std(axis=1), rows.mean(axis=1)
+        col_std, col_mean = cols.std(axis=0), cols.mean(axis=0)
+        t = _cut(row_std, row_mean, h)
+        b = _cut(row_std[::-1], row_mean[::-1], h)
+        lft = _cut(col_std, col_mean, w)
+        r = _cut(col_std[::-1], col_mean[::-1], w)
         if (bottom - top) - t - b < KEEP_MIN * h:
             t = b = 0
         if (right - left) - lft - r < KEEP_MIN * w:
@@ -81,26 +89,45 @@ def _box(g: np.ndarray) -> tuple[int, int, int, int]:
     return top, bottom, left, right
 
 
-def _cut(uniform: np.ndarray, side: int) -> int:
-    """Lines to cut from the start of ``uniform`` (one flag per line, from the edge inwards)."""
+def _cut(std: np.ndarray, mean: np.ndarray, side: int) -> int:
+    """Lines to cut from the start (each line's standard deviation and mean, from the edge inwards)."""
+    uniform = std <= UNIFORM_STD
     n = len(uniform)
     bar_max = max(1, int(BAR_MAX * side))
     zone = int(BAR_ZONE * side)
-    pos = _run(uniform, 0, True)
+    pos = _flat_run(std, mean, 0)
+    if 0 < pos < n and not _sharp(std, mean, pos):
+        return 0  # a flat run fading into the picture is the picture (a misty sky), not a pad
     while pos < zone:
         # The bar runs to the next gap of GAP_MIN uniform lines (single uniform lines inside a bar, between
         # a status bar and a toolbar, belong to it).
         gap_start = pos
         while True:
             bar_end = _run(uniform, gap_start, False)
-            gap_end = _run(uniform, bar_end, True)
+            gap_end = _flat_run(std, mean, bar_end)
             if gap_end - bar_end >= GAP_MIN or gap_end >= n:
                 break
             gap_start = gap_end
         if bar_end - pos > bar_max or gap_end >= n or gap_end - bar_end < GAP_MIN:
             break
+        if not _sharp(std, mean, gap_end):
+            break
         pos = gap_end
     return min(pos, n)
+
+
+def _flat_run(std: np.ndarray, mean: np.ndarray, start: int) -> int:
+    """End of the run of flat lines of one colour from ``start`` (a pad, then the photo's own flat sky)."""
+    k = start
+    while k < len(std) and std[k] <= UNIFORM_STD and (k == start or abs(mean[k] - mean[k - 1]) < SAME_COLOUR):
+        k += 1
+    return k
+
+
+def _sharp(std: np.ndarray, mean: np.ndarray, k: int) -> bool:
+    """Whether the flat line ``k - 1`` meets the picture with an edge (within the next two lines)."""
+    after = slice(k, min(len(std), k + 2))
+    return bool(std[after].max() >= SHARP_STD or np.abs(mean[after] - mean[k - 1]).max() >= SHARP_STEP)
 
 
 def _run(flags: np.ndarray, start: int, value: bool) -> int:
