@@ -9,16 +9,17 @@ On a grey image, line by line from each side inwards, a line is *uniform* when i
 most :data:`UNIFORM_STD` grey levels at :data:`WORK_SIDE` px (padding, letterbox bands, a mat; JPEG noise
 stays below it; real photo rows, even misty ones, are above it nearly always). From each edge:
 
-1. every uniform line is cut (any colour: a black status-bar background then a white pad);
+1. the run of flat lines of one colour at the edge is cut (a pad, a letterbox band);
 2. then a *bar*: lines no longer than :data:`BAR_MAX` of the side, up to the next run of at least
    :data:`GAP_MIN` uniform lines (the status bar's text and icons then the letterbox; a frame then its
    mat), is cut with its gap, and step 1-2 repeat;
 
 each cut only where the flat lines meet the picture with an edge (:func:`_sharp`: a misty photo fades
-into its flat sky, a pad does not), never leaving less than :data:`KEEP_MIN` of either axis (an image that is uniform throughout, a sky or a
-blank page, keeps its full box: it has no content to find, and its low PDQ quality says so).
-A bar that touches the photo with no uniform gap is not cut here; the local-feature check then refuses
-matches that rest on a strip (photoembed.dedup.match).
+into its flat sky, a pad does not), never leaving less than :data:`KEEP_MIN` of either axis (an image
+that is uniform throughout, a sky or a blank page, keeps its full box: it has no content to find, and its
+low PDQ quality says so). A bar or a patterned border that touches the photo with no flat gap is not cut
+here; the local-feature check then refuses matches that rest near the edges (photoembed.dedup.match:
+interior inliers, aligned thumbnails).
 """
 
 from __future__ import annotations
