@@ -92,6 +92,9 @@ def star_clusters(
     is the one its variants all come from. Candidates are the centre's edges and, tested on demand with
     ``link``, its neighbours' neighbours (a pair the candidate search did not return).
 
+    A node whose own neighbours are mostly outside the centre's (another photo's original, reached through
+    one wrongly matched variant) does not join: it becomes a centre itself.
+
     Returns lists of node indices, centre first; each node in at most one cluster.
     """
     if len(i) == 0:
@@ -111,7 +114,17 @@ def star_clusters(
             break
         if assigned[centre]:
             continue
+        around = set(b[starts[centre] : starts[centre + 1]].tolist()) | {centre}
+
+        def another_photo(x: int) -> bool:
+            # A node with a family of its own that the centre does not share (the original of another photo
+            # that one variant was matched with) is left to be a centre itself: one edge never joins two
+            # photos' clusters.
+            own = set(b[starts[x] : starts[x + 1]].tolist())
+            return len(own - around) > len((own & around) - {centre}) + 1
+
         direct = [x for x in b[starts[centre] : starts[centre + 1]].tolist() if not assigned[x]]
+        direct = [x for x in direct if not another_photo(x)]
         members = [centre, *direct[: max_size - 1]]
         seen = set(members)
         for x in direct:
@@ -122,7 +135,7 @@ def star_clusters(
                     continue
                 seen.add(y)
                 key = (centre, y) if centre < y else (y, centre)
-                if key in edge_set or link(centre, y):
+                if not another_photo(y) and (key in edge_set or link(centre, y)):
                     members.append(y)
         if len(members) >= 2:
             assigned[members] = True
