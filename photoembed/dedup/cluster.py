@@ -115,16 +115,8 @@ def star_clusters(
         if assigned[centre]:
             continue
         around = set(b[starts[centre] : starts[centre + 1]].tolist()) | {centre}
-
-        def another_photo(x: int) -> bool:
-            # A node with a family of its own that the centre does not share (the original of another photo
-            # that one variant was matched with) is left to be a centre itself: one edge never joins two
-            # photos' clusters.
-            own = set(b[starts[x] : starts[x + 1]].tolist())
-            return len(own - around) > len((own & around) - {centre}) + 1
-
         direct = [x for x in b[starts[centre] : starts[centre + 1]].tolist() if not assigned[x]]
-        direct = [x for x in direct if not another_photo(x)]
+        direct = [x for x in direct if not _another_photo(b[starts[x] : starts[x + 1]], around, centre)]
         members = [centre, *direct[: max_size - 1]]
         seen = set(members)
         for x in direct:
@@ -135,9 +127,19 @@ def star_clusters(
                     continue
                 seen.add(y)
                 key = (centre, y) if centre < y else (y, centre)
-                if not another_photo(y) and (key in edge_set or link(centre, y)):
+                if not _another_photo(b[starts[y] : starts[y + 1]], around, centre) and (
+                    key in edge_set or link(centre, y)
+                ):
                     members.append(y)
         if len(members) >= 2:
             assigned[members] = True
             clusters.append(members)
     return clusters
+
+
+def _another_photo(neighbours: np.ndarray, around: set[int], centre: int) -> bool:
+    """Whether a node has a family of its own that the centre does not share (another photo's original
+    that one of its variants was matched with): it is left to be a centre itself, so that one edge never
+    joins two photos' clusters."""
+    own = set(neighbours.tolist())
+    return len(own - around) > len((own & around) - {centre}) + 1

@@ -57,7 +57,13 @@ def test_a_misty_photo_is_hashed_after_a_contrast_stretch() -> None:
     plain = parse(fingerprint(photo).phash)
     hazy = parse(fingerprint(kinds.misty(photo)).phash)
     flat = parse(fingerprint(Image.new("RGB", (400, 300), (120, 130, 140))).phash)
-    assert plain is not None and not plain.normalised
-    assert hazy is not None and hazy.normalised and hazy.quality >= LOW_QUALITY
-    assert hazy.features is not None and len(hazy.features.points) >= 50
-    assert flat is not None and not flat.normalised and flat.quality < LOW_QUALITY
+    assert plain is not None
+    assert not plain.normalised
+    assert hazy is not None
+    assert hazy.normalised
+    assert hazy.quality >= LOW_QUALITY
+    assert hazy.features is not None
+    assert len(hazy.features.points) >= 50
+    assert flat is not None
+    assert not flat.normalised
+    assert flat.quality < LOW_QUALITY
