@@ -261,12 +261,23 @@ def verify_features(
         return None
     # A third of a's keypoints first: an unrelated pair (most candidates in a real library) has almost no
     # distinctive matches among them, and is turned down at a third of the cost.
-    sample = a.descriptors[::PREVIEW_STRIDE]
-    d_preview, _ = cv2.batchDistance(sample, b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    count = len(a.descriptors)
+    preview = np.zeros(count, dtype=bool)
+    preview[::PREVIEW_STRIDE] = True
+    d_preview, n_preview = cv2.batchDistance(
+        a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+    )
     if int((d_preview[:, 0] < RATIO_TEST * d_preview[:, 1]).sum()) < PREVIEW_MIN:
         return None
-    # The two nearest descriptors of each of a's, as arrays (no per-match Python objects), then Lowe's ratio.
-    dist, nearest = cv2.batchDistance(a.descriptors, b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2)
+    # The two nearest descriptors of each of a's other keypoints (arrays, no per-match Python objects), then
+    # Lowe's ratio over all of them.
+    d_rest, n_rest = cv2.batchDistance(
+        a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+    )
+    dist = np.empty((count, 2), dtype=d_rest.dtype)
+    nearest = np.empty((count, 2), dtype=n_rest.dtype)
+    dist[preview], dist[~preview] = d_preview, d_rest
+    nearest[preview], nearest[~preview] = n_preview, n_rest
     good = np.flatnonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])
     if len(good) < MIN_INLIERS:
         return None
