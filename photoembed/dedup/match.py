@@ -27,7 +27,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from photoembed.imaging.fingerprint import THUMB_SIDE, LocalFeatures
+from photoembed.imaging.fingerprint import THUMB_SIDE, LocalFeatures, opencv
 
 PDQ_STRICT = 31
 MIN_QUALITY = 50
@@ -255,8 +255,7 @@ def verify_features(
     The score is the inlier count over 100, capped at 1.0. Pixel positions are in
     each photo's feature image (its content box at FEATURE_SIDE).
     """
-    import cv2
-
+    cv2 = opencv()
     if len(a.points) < MIN_INLIERS or len(b.points) < MIN_INLIERS:
         return None
     # A third of a's keypoints first: an unrelated pair (most candidates in a real library) has almost no
