@@ -6,8 +6,12 @@ in a fresh process so peak RSS is its own). 2 % of the photos have a planted nea
 ``bench dedup-eval``: pairwise precision and recall per tier and per kind of change, on
 ``../shared/data/neardup`` (ground truth: groups.csv and file names) and on variants generated from
 ``../shared/data/photos-large`` (resize, JPEG q30/q60/q90, PNG/WebP, EXIF rotation, crops 5/10/20 %,
-brightness ±20 %) with distractors (two different parts of each photo, near-uniform images). Baseline:
-imagehash's phash with connected components, at a strict and a loose threshold.
+brightness ±20 %) with distractors (two different parts of each photo, near-uniform images), and on the hard
+kinds (photoembed.bench.dedup_kinds: 25 % crops, 3/5 degree rotations, text overlay, watermark, padded square,
+phone screenshot, framed print, patterned border, misty low-contrast photos and their copies) made from
+photos-large and Flickr8k photos, where copies of *different* photos in one frame are the hard negatives.
+Baseline: imagehash's phash with connected components, at a strict and a loose threshold (timed with its
+hashing).
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
 """Pair tests of the "same photo, other file" tier, on stored fingerprints only (no file is read).
 
-Three tests, any of which confirms a pair:
+Fingerprints describe a photo's *content box* (uniform pads, UI bars and mats trimmed: photoembed.imaging.
+frame), so no test below sees a border two different photos share. Any of these confirms a pair:
 
 * PDQ hamming distance <= :data:`PDQ_STRICT` bits (of 256): resizes, re-encodes, format and colour-mode
-  changes, mild brightness edits.
-* crop alignment: one 32x32 grey thumbnail is searched for as a crop (5-25 % per side, any position, x and y
-  independently) inside the other; the best alignment's normalised cross-correlation of the *high-passed*
-  images must reach :data:`ALIGN_MIN`. High-passing is what separates a crop of the same photo (>= 0.72
-  on generated 5-20 % crops) from an unrelated photo with a similar layout (<= 0.30), where plain grey
-  correlation overlapped (0.93 vs 0.91).
-
+  changes, mild brightness edits. Never for a low-contrast photo, whose hash came from a contrast stretch.
+* local features (:func:`verify_features`): ORB keypoints matched one to one (Lowe's ratio), one
+  similarity transform by RANSAC with at least :data:`MIN_INLIERS` inliers explaining
+  :data:`MIN_INLIER_RATIO` of the matches, some of them away from the edges (a frame or a bar lies along
+  them), the smaller content covering most of the larger (:data:`MIN_SPAN` per side: a 25 % crop, not a
+  half), and the two thumbnails, aligned by the transform, agreeing (grey, and for weak fits the high-passed
+  details too: two shots of one desk from two places fit a transform with their keypoints, not their
+  details). Crops, small rotations, overlays, watermarks, pads and screenshots.
 * rotation or mirror: the thumbnail of one equals a rotated/flipped thumbnail of the other
   (:data:`DIHEDRAL_MIN`), for photos rotated in pixels or re-tagged with another EXIF orientation.
 
-Two crops of one photo at different offsets are in general neither a crop of the other (each keeps an edge
-the other lost), so no pair test confirms them; the duplicate finder links them through a third photo that
-contains both well (:data:`CONTAIN_MIN`, photoembed.dedup.engine), as :func:`contains` tests (one way round).
+The thumbnail crop alignment (:func:`crop_alignment`, :func:`contains`) no longer confirms anything: on
+whole frames, shared borders and UI bars won it (0.63-0.78 between screenshots of different photos).
 
 No test is trusted for low-information images: both photos need a PDQ quality of at least
 :data:`MIN_QUALITY` (sky, black frames and blank pages score 0-4).
