@@ -237,12 +237,28 @@ class DuplicateEngine:
         edges_j: list[int] = []
         scores: list[float] = []
         total = len(ci)
-        for k, (a, b) in enumerate(zip(ci.tolist(), cj.tolist(), strict=True)):
-            if k % 2048 == 0:
-                yield self._progress("same photo: confirming", k, total)
+        # PDQ-close pairs first: a near-identical copy (resize, re-encode: a PDQ "twin") then inherits its
+        # twin's confirmation against a third photo instead of matching keypoints again (a miss is checked
+        # again). A photo's resizes and re-encodes are most of a family: this saves most feature checks.
+        twins: dict[int, list[int]] = {}
+        node_verdicts: dict[tuple[int, int], float | None] = {}
+        for done, k in enumerate(np.argsort(dist, kind="stable").tolist()):
+            if done % 2048 == 0:
+                yield self._progress("same photo: confirming", done, total)
+            a, b = int(ci[k]), int(cj[k])
             if self._nodes_marked(nodes.rows(a), nodes.rows(b)):
                 continue
-            verdict = self._verify(int(reps[a]), int(reps[b]), pdq_distance=int(dist[k]), cos=float(cos[k]))
+            ra, rb = int(reps[a]), int(reps[b])
+            inherited = self._inherited(a, b, twins, node_verdicts, float(cos[k]))
+            if inherited is not None:
+                verdict = inherited[0]
+                self._verdicts[(min(ra, rb), max(ra, rb))] = verdict
+            else:
+                verdict = self._verify(ra, rb, pdq_distance=int(dist[k]), cos=float(cos[k]))
+                if verdict is not None and dist[k] <= match.PDQ_STRICT and not self._low_contrast(ra, rb):
+                    twins.setdefault(a, []).append(b)
+                    twins.setdefault(b, []).append(a)
+            node_verdicts[(a, b)] = verdict
             if verdict is not None:
                 edges_i.append(a)
                 edges_j.append(b)
@@ -354,6 +370,27 @@ class DuplicateEngine:
                 verdict = None
         self._verdicts[key] = verdict
         return verdict
+
+    def _inherited(
+        self,
+        a: int,
+        b: int,
+        twins: dict[int, list[int]],
+        verdicts: dict[tuple[int, int], float | None],
+        cos: float,
+    ) -> tuple[float | None] | None:
+        """A twin's confirmation of this pair (``(score,)``, ``(None,)`` if CLIP vetoes it), else None."""
+        for x, y in ((a, b), (b, a)):
+            for twin in twins.get(x, ()):
+                key = (twin, y) if twin < y else (y, twin)
+                found = verdicts.get(key)
+                if found is not None:  # only a confirmation is passed on: a twin's miss is checked again
+                    return (None,) if cos < SAME_MIN_COS else (found,)  # the CLIP veto applies here too
+        return None
+
+    def _low_contrast(self, a: int, b: int) -> bool:
+        details = self._details((a, b))
+        return any(d.normalised for d in details.values())
 
     def _verify_pixels(self, a: int, b: int, pdq_distance: int | None) -> float | None:
         """The fingerprint tests: PDQ, then a rotation/mirror of the thumbnail, then local features.
