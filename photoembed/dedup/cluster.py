@@ -1,4 +1,4 @@
-"""Complete-link clusters from a sparse graph of confirmed pairs.
+"""Clusters from a sparse graph of confirmed pairs: complete link (similar shots), stars (same photo).
 
 Connected components chain: A~B and B~C would put a very different A and C together. Here a member joins a
 cluster only if it is linked to *every* member already in it (complete link). Links missing from the sparse
@@ -71,3 +71,75 @@ def complete_link_clusters(
             assigned[members] = True
             clusters.append(members)
     return clusters
+
+
+def star_clusters(
+    n: int,
+    i: np.ndarray,
+    j: np.ndarray,
+    score: np.ndarray,
+    *,
+    link: Callable[[int, int], bool],
+    rank: np.ndarray,
+    max_size: int = 500,
+) -> list[list[int]]:
+    """Clusters per photo: a centre (the likely original) and every node confirmed with the centre itself.
+
+    A photo's crops, rotations, mirrors and edits each match the original but often not each other (two
+    crops at opposite corners, a crop and a mirror): complete link splits such a family, connected components
+    would chain two photos through a shared variant. Here a member must be linked to the centre, and only to
+    it; the centre is the best-connected node left (ties: higher ``rank``, the larger file), as the original
+    is the one its variants all come from. Candidates are the centre's edges and, tested on demand with
+    ``link``, its neighbours' neighbours (a pair the candidate search did not return).
+
+    A node whose own neighbours are mostly outside the centre's (another photo's original, reached through
+    one wrongly matched variant) does not join: it becomes a centre itself.
+
+    Returns lists of node indices, centre first; each node in at most one cluster.
+    """
+    if len(i) == 0:
+        return []
+    a = np.concatenate([i, j])
+    b = np.concatenate([j, i])
+    s = np.concatenate([score, score])
+    order = np.lexsort((-s, a))
+    a, b = a[order], b[order]
+    starts = np.searchsorted(a, np.arange(n + 1))
+    degree = np.diff(starts)
+    edge_set = {(int(x), int(y)) for x, y in zip(i.tolist(), j.tolist(), strict=True)}
+    assigned = np.zeros(n, dtype=bool)
+    clusters: list[list[int]] = []
+    for centre in np.lexsort((np.arange(n), -rank, -degree)).tolist():
+        if degree[centre] == 0:
+            break
+        if assigned[centre]:
+            continue
+        around = set(b[starts[centre] : starts[centre + 1]].tolist()) | {centre}
+        direct = [x for x in b[starts[centre] : starts[centre + 1]].tolist() if not assigned[x]]
+        direct = [x for x in direct if not _another_photo(b[starts[x] : starts[x + 1]], around, centre)]
+        members = [centre, *direct[: max_size - 1]]
+        seen = set(members)
+        for x in direct:
+            for y in b[starts[x] : starts[x + 1]].tolist():
+                if len(members) >= max_size:
+                    break
+                if y in seen or assigned[y]:
+                    continue
+                seen.add(y)
+                key = (centre, y) if centre < y else (y, centre)
+                if not _another_photo(b[starts[y] : starts[y + 1]], around, centre) and (
+                    key in edge_set or link(centre, y)
+                ):
+                    members.append(y)
+        if len(members) >= 2:
+            assigned[members] = True
+            clusters.append(members)
+    return clusters
+
+
+def _another_photo(neighbours: np.ndarray, around: set[int], centre: int) -> bool:
+    """Whether a node has a family of its own that the centre does not share (another photo's original
+    that one of its variants was matched with): it is left to be a centre itself, so that one edge never
+    joins two photos' clusters."""
+    own = set(neighbours.tolist())
+    return len(own - around) > len((own & around) - {centre}) + 1

@@ -2,13 +2,17 @@
 
 1. identical: same size and content hash.
 2. same photo, other file: identical groups collapse to one node; candidates come from nearest neighbours of
-   the 8x8 grey layout (queried with crop windows of each photo, so a crop finds its original) and, when
-   vectors exist, of the CLIP vectors; a pair is confirmed by PDQ distance or crop alignment
-   (photoembed.dedup.match) and, when both have vectors, must also be CLIP-similar.
+   the 8x8 grey layout of each photo's content box (queried with crop windows up to 25 % and the 7 rotations
+   and mirrors, so a crop or a turned copy finds its original) and, when vectors exist, of the CLIP vectors;
+   a pair is confirmed by PDQ distance, a rotation/mirror of the thumbnail, or local features under one
+   geometric transform (photoembed.dedup.match.verify_features), never by a hash alone for a low-contrast
+   photo, and, when both have vectors, must also be CLIP-similar. Clusters are stars around the likely
+   original (photoembed.dedup.cluster.star_clusters).
 3. similar shots: the tier-2 clusters collapse to one node; CLIP cosine >= threshold, optionally within a
    time window.
 
-Every stage clusters with complete link (photoembed.dedup.cluster), so nothing chains. A cluster's tier is
+The similar-shots stage clusters with complete link, the same-photo stage with stars, so nothing chains.
+A cluster's tier is
 the loosest tier that links its members. Each photo is in at most one cluster.
 """
 
@@ -16,16 +20,18 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from photoembed.dedup import match
-from photoembed.dedup.cluster import complete_link_clusters
+from photoembed.dedup.cluster import complete_link_clusters, star_clusters
 from photoembed.dedup.neighbours import NeighbourIndex, knn_pairs, unique_pairs
 from photoembed.dedup.records import TIERS, DedupProgress
 from photoembed.errors import Cancelled
+from photoembed.imaging.fingerprint import ParsedFingerprint
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,9 @@ WINDOW_PARAMS: tuple[tuple[float, float], ...] = (
     (0.1, 0.1),
     (0.2, 0.0),
     (0.2, 0.2),
+    (0.25, 0.0),
+    (0.25, 0.125),
+    (0.25, 0.25),
 )
 #: Above this many photos the layout index is queried with the whole photo only: crop windows and rotations
 #: multiply the queries by 32, which a library this large cannot afford on two cores (its crops are still
@@ -64,6 +73,8 @@ class FingerprintTable:
         thumbs: loads the 32x32 thumbnails of some rows (called only for pairs that need alignment).
         vectors: unit CLIP vectors [n, d] (rows without one are all-zero), or None.
         has_vector: which rows have a vector.
+        details: loads the whole parsed fingerprints of some rows (thumbnail, local features, the
+            low-contrast flag); None: only ``thumbs`` (no local-feature check).
     """
 
     sizes: np.ndarray
@@ -75,6 +86,7 @@ class FingerprintTable:
     thumbs: Callable[[Sequence[int]], dict[int, np.ndarray]]
     vectors: np.ndarray | None = None
     has_vector: np.ndarray | None = None
+    details: Callable[[Sequence[int]], dict[int, ParsedFingerprint]] | None = None
 
     def __len__(self) -> int:
         return len(self.sizes)
@@ -104,6 +116,11 @@ class DuplicateEngine:
         self.t = table
         self.o = options
         self._thumb_cache: dict[int, np.ndarray] = {}
+        self._detail_cache: dict[int, ParsedFingerprint | None] = {}
+        self._stack_cache: dict[int, np.ndarray | None] = {}
+        #: Local-feature checks run and their total time (``bench dedup-eval`` reports the cost per pair).
+        self.feature_checks = 0
+        self.feature_seconds = 0.0
         self._verdicts: dict[tuple[int, int], float | None] = {}
         empty = np.zeros(0, dtype=np.int64)
         self._clip: tuple[np.ndarray, np.ndarray, np.ndarray] = (empty, empty, np.zeros(0, dtype=np.float32))
@@ -220,60 +237,47 @@ class DuplicateEngine:
         edges_j: list[int] = []
         scores: list[float] = []
         total = len(ci)
-        for k, (a, b) in enumerate(zip(ci.tolist(), cj.tolist(), strict=True)):
-            if k % 2048 == 0:
-                yield self._progress("same photo: confirming", k, total)
+        # PDQ-close pairs first: a near-identical copy (resize, re-encode: a PDQ "twin") then inherits its
+        # twin's confirmation against a third photo instead of matching keypoints again (a miss is checked
+        # again). A photo's resizes and re-encodes are most of a family: this saves most feature checks.
+        twins: dict[int, list[int]] = {}
+        node_verdicts: dict[tuple[int, int], float | None] = {}
+        for done, k in enumerate(np.argsort(dist, kind="stable").tolist()):
+            if done % 2048 == 0:
+                yield self._progress("same photo: confirming", done, total)
+            a, b = int(ci[k]), int(cj[k])
             if self._nodes_marked(nodes.rows(a), nodes.rows(b)):
                 continue
-            verdict = self._verify(int(reps[a]), int(reps[b]), pdq_distance=int(dist[k]), cos=float(cos[k]))
+            ra, rb = int(reps[a]), int(reps[b])
+            inherited = self._inherited(a, b, twins, node_verdicts, float(cos[k]))
+            if inherited is not None:
+                verdict = inherited[0]
+                self._verdicts[(min(ra, rb), max(ra, rb))] = verdict
+            else:
+                verdict = self._verify(ra, rb, pdq_distance=int(dist[k]), cos=float(cos[k]))
+                if verdict is not None and dist[k] <= match.PDQ_STRICT and not self._low_contrast(ra, rb):
+                    twins.setdefault(a, []).append(b)
+                    twins.setdefault(b, []).append(a)
+            node_verdicts[(a, b)] = verdict
             if verdict is not None:
                 edges_i.append(a)
                 edges_j.append(b)
                 scores.append(verdict)
         yield self._progress("same photo: confirming", total, total)
 
-        # Two crops of one photo at different offsets fail every pair test (neither contains the other), and
-        # complete link would then keep only one of them with their original. They are linked when a third
-        # node confirmed with both contains both well (match.CONTAIN_MIN): each keeps >= 75 % of it per axis,
-        # so they share >= 2/3 of each other per axis. Different parts of a photo, cut further apart, have no
-        # such container.
-        neighbours: dict[int, set[int]] = {}
-        for a, b in zip(edges_i, edges_j, strict=True):
-            neighbours.setdefault(a, set()).add(b)
-            neighbours.setdefault(b, set()).add(a)
-        inside: dict[tuple[int, int], bool] = {}
-
-        def contains(outer: int, inner: int) -> bool:
-            key = (outer, inner)
-            if key not in inside:
-                ro, ri = int(reps[outer]), int(reps[inner])
-                if _pdq_distances(t.pdq, np.array([ro]), np.array([ri]))[0] <= match.PDQ_STRICT:
-                    inside[key] = True
-                else:
-                    thumbs = self._thumbs((ro, ri))
-                    inside[key] = (
-                        ro in thumbs and ri in thumbs and match.contains(thumbs[ro], thumbs[ri]) >= match.CONTAIN_MIN
-                    )
-            return inside[key]
-
-        def co_contained(a: int, b: int) -> bool:
-            shared = neighbours.get(a, set()) & neighbours.get(b, set())
-            if not any(contains(c, a) and contains(c, b) for c in sorted(shared)):
-                return False
-            cos = float(self._cosines(reps[[a]], reps[[b]])[0])
-            return not cos < SAME_MIN_COS  # NaN (no vectors): the containment alone decides
-
         def link(a: int, b: int) -> bool:
             if self._nodes_marked(nodes.rows(a), nodes.rows(b)):
                 return False
-            return self._verify(int(reps[a]), int(reps[b])) is not None or co_contained(a, b)
+            return self._verify(int(reps[a]), int(reps[b])) is not None
 
-        return complete_link_clusters(
+        # The largest file first among equally connected nodes: the original rather than a crop of it.
+        return star_clusters(
             len(nodes),
             np.array(edges_i, dtype=np.int64),
             np.array(edges_j, dtype=np.int64),
             np.array(scores, dtype=np.float32),
             link=link,
+            rank=t.sizes[reps].astype(np.float64),
         )
 
     def _similar_clusters(self, nodes: _Nodes) -> Generator[DedupProgress, None, list[list[int]]]:
@@ -357,19 +361,7 @@ class DuplicateEngine:
         t = self.t
         verdict: float | None = None
         if t.quality[a] >= match.MIN_QUALITY and t.quality[b] >= match.MIN_QUALITY:
-            d = pdq_distance if pdq_distance is not None else _pdq_distances(t.pdq, np.array([a]), np.array([b]))[0]
-            if d <= match.PDQ_STRICT:
-                verdict = 1.0 - float(d) / 256.0
-            else:
-                thumbs = self._thumbs((a, b))
-                if a in thumbs and b in thumbs:
-                    score = match.crop_alignment(thumbs[a], thumbs[b])
-                    if score >= match.ALIGN_MIN:
-                        verdict = score
-                    else:
-                        turned = match.dihedral_match(thumbs[a], thumbs[b])
-                        if turned >= match.DIHEDRAL_MIN:
-                            verdict = turned
+            verdict = self._verify_pixels(a, b, pdq_distance)
         both_embedded = t.has_vector is not None and bool(t.has_vector[a] and t.has_vector[b])
         if verdict is not None and t.vectors is not None and both_embedded:
             if cos is None:
@@ -378,6 +370,80 @@ class DuplicateEngine:
                 verdict = None
         self._verdicts[key] = verdict
         return verdict
+
+    def _inherited(
+        self,
+        a: int,
+        b: int,
+        twins: dict[int, list[int]],
+        verdicts: dict[tuple[int, int], float | None],
+        cos: float,
+    ) -> tuple[float | None] | None:
+        """A twin's confirmation of this pair (``(score,)``, ``(None,)`` if CLIP vetoes it), else None."""
+        for x, y in ((a, b), (b, a)):
+            for twin in twins.get(x, ()):
+                key = (twin, y) if twin < y else (y, twin)
+                found = verdicts.get(key)
+                if found is not None:  # only a confirmation is passed on: a twin's miss is checked again
+                    return (None,) if cos < SAME_MIN_COS else (found,)  # the CLIP veto applies here too
+        return None
+
+    def _low_contrast(self, a: int, b: int) -> bool:
+        details = self._details((a, b))
+        return any(d.normalised for d in details.values())
+
+    def _verify_pixels(self, a: int, b: int, pdq_distance: int | None) -> float | None:
+        """The fingerprint tests: PDQ, then a rotation/mirror of the thumbnail, then local features.
+
+        A hash test alone never confirms a pair with a low-contrast photo (its hash came from a contrast
+        stretch): the local features must. There is no crop alignment of thumbnails any more: a border or
+        a UI bar that two different photos share could pass it.
+        """
+        t = self.t
+        details = self._details((a, b))
+        da, db = details.get(a), details.get(b)
+        low_contrast = (da is not None and da.normalised) or (db is not None and db.normalised)
+        d = pdq_distance if pdq_distance is not None else _pdq_distances(t.pdq, np.array([a]), np.array([b]))[0]
+        if d <= match.PDQ_STRICT and not low_contrast:
+            return 1.0 - float(d) / 256.0
+        if da is not None and db is not None and da.features is not None and db.features is not None:
+            started = time.perf_counter()
+            score = match.verify_features(da.features, db.features, da.thumb, db.thumb)
+            self.feature_checks += 1
+            self.feature_seconds += time.perf_counter() - started
+            if score is not None:
+                return score
+        if low_contrast:
+            return None
+        sa, sb = self._dihedral(a, details), self._dihedral(b, details)
+        if sa is not None and sb is not None:
+            turned = match.dihedral_score(sa, sb)
+            if turned >= match.DIHEDRAL_MIN:
+                return turned
+        return None
+
+    def _dihedral(self, row: int, details: dict[int, ParsedFingerprint]) -> np.ndarray | None:
+        """A photo's high-passed rotations and mirrors (match.dihedral_stack), once per photo."""
+        if row not in self._stack_cache:
+            found = details.get(row)
+            thumb = found.thumb if found is not None else self._thumbs((row,)).get(row)
+            if len(self._stack_cache) > 50_000:  # bounded: 32 KB each
+                self._stack_cache = {}
+            self._stack_cache[row] = None if thumb is None else match.dihedral_stack(thumb)
+        return self._stack_cache[row]
+
+    def _details(self, rows: Sequence[int]) -> dict[int, ParsedFingerprint]:
+        """Parsed whole fingerprints, once per photo (cached: every pair of a photo reuses its features)."""
+        if self.t.details is None:
+            return {}
+        if len(self._detail_cache) > 20_000:  # bounded: a fingerprint with its keypoints is ~15 KB
+            self._detail_cache = {}
+        missing = [r for r in rows if r not in self._detail_cache]
+        if missing:
+            loaded = self.t.details(missing)
+            for r in missing:
+                self._detail_cache[r] = loaded.get(r)
+        return {r: d for r in rows if (d := self._detail_cache.get(r)) is not None}
 
     def _thumbs(self, rows: Sequence[int]) -> dict[int, np.ndarray]:
         missing = [r for r in rows if r not in self._thumb_cache]

@@ -140,6 +140,9 @@ class DedupService:
             },
             vectors=vectors,
             has_vector=has_vector,
+            details=lambda rows: {
+                int(np.searchsorted(ids, pid)): d for pid, d in self.store.details(ids[list(rows)].tolist()).items()
+            },
         )
         engine = DuplicateEngine(
             table,

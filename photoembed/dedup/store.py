@@ -74,6 +74,20 @@ class DedupStore:
                     out[int(pid)] = parsed.thumb
         return out
 
+    def details(self, photo_ids: Sequence[int]) -> dict[int, fp.ParsedFingerprint]:
+        """Whole parsed fingerprints (thumbnail, local features) of some photos, for the pairs to verify."""
+        out: dict[int, fp.ParsedFingerprint] = {}
+        ids = [int(i) for i in photo_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for pid, blob in self.catalog.db.execute(
+                f"SELECT id, phash FROM photos WHERE id IN ({','.join('?' * len(chunk))})", chunk
+            ):
+                parsed = fp.parse(blob) if blob else None
+                if parsed is not None:
+                    out[int(pid)] = parsed
+        return out
+
     # -- "not duplicates" marks -------------------------------------------------------------------------
 
     def add_marks(self, pairs: Iterable[tuple[str, str]]) -> int:

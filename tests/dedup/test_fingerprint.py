@@ -7,7 +7,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from photoembed.dedup.match import MIN_QUALITY, PDQ_STRICT, crop_alignment, pdq_distance
-from photoembed.imaging.fingerprint import FINGERPRINT_BYTES, fingerprint, parse
+from photoembed.imaging.fingerprint import FINGERPRINT_BYTES, MAX_KEYPOINTS, fingerprint, parse
 from tests.dedup.conftest import scene
 
 
@@ -18,10 +18,13 @@ def _image(tmp_path: Path, seed: int, size: tuple[int, int] = (400, 300)) -> Ima
 def test_blob_layout_and_resize_invariance(tmp_path: Path) -> None:
     image = _image(tmp_path, 1)
     mark = fingerprint(image)
-    assert len(mark.phash) == FINGERPRINT_BYTES
+    assert len(mark.phash) > FINGERPRINT_BYTES  # format 2: the local features follow the thumbnail
     parsed = parse(mark.phash)
     assert parsed is not None
     assert parsed.thumb is not None
+    assert parsed.features is not None
+    assert 50 <= len(parsed.features.points) <= MAX_KEYPOINTS
+    assert parsed.features.descriptors.shape == (len(parsed.features.points), 32)
     assert parsed.quality >= MIN_QUALITY
     smaller = parse(fingerprint(image.resize((200, 150))).phash)
     assert smaller is not None
