@@ -16,6 +16,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -222,10 +223,7 @@ class ClipEncoder:
         configure_torch(threads)
         device = choice.device
         half = choice.precision == "fp16"
-        if model is None:
-            model = load_model(spec, towers=wanted, device=device)
-        else:
-            model = model.to(device)
+        model = load_model(spec, towers=wanted, device=device) if model is None else model.to(device)
         engines: dict[str, Engine] = {t: TorchEngine(model, t, device=device, half=half) for t in sorted(wanted)}
         tokenizer: Tokenizer | None = None
         text_pool: tuple[str, int | None] | None = None
@@ -324,6 +322,63 @@ class ClipEncoder:
         if engine is None:
             raise RuntimeError(f"{self.model} was loaded without its {tower} tower")
         return engine
+
+
+@dataclass(frozen=True)
+class RuntimePlan:
+    """Which engine each tower of a model will run on, told without loading anything heavy.
+
+    Attributes:
+        choice: the runtime chosen for this machine and setting.
+        key: the name vectors are stored under (``ARCH/TAG``, plus ``@ort-int8`` for the int8 runtime).
+        towers: per tower, the engine in words.
+        export: ``"ready"``, ``"on first use"`` (made when the model first loads), ``"refused"`` (a tower
+            failed verification: it runs on torch) or ``"not used"``.
+        notes: why a tower is not on the chosen engine, if one is not.
+    """
+
+    choice: RuntimeChoice
+    key: str
+    towers: dict[str, str]
+    export: str
+    notes: tuple[str, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "engine": self.choice.engine,
+            "device": self.choice.device,
+            "precision": self.choice.precision,
+            "reason": self.choice.reason,
+            "key": self.key,
+            "towers": self.towers,
+            "export": self.export,
+            "notes": list(self.notes),
+        }
+
+
+def plan_runtime(store: ModelStore, name: str, *, runtime: str = "auto", device: str = "auto") -> RuntimePlan:
+    """What :meth:`ClipEncoder.load` would run ``name`` on; for ``photoembed status``. Torch-free on a CPU."""
+    from photoembed.ml.onnx_export import find_export
+
+    choice = choose_runtime(runtime, device=device, use_gpu=device != "cpu")
+    if choice.engine != "onnxruntime":
+        label = f"torch {choice.precision} on {choice.device}"
+        return RuntimePlan(choice, name, dict.fromkeys(TOWERS, label), "not used")
+    export = find_export(store.onnx_dir(name), name, store.weights_for(name), store.weights_digest(name))
+    if export is None:
+        towers = {"image": choice.label, "text": choice.label.replace("int8", "fp32")}
+        return RuntimePlan(choice, embedding_key(name, choice.precision), towers, "on first use")
+    towers, notes = {}, []
+    for tower in TOWERS:
+        if export.tower(tower) is None:
+            towers[tower] = "torch fp32 on cpu"
+            notes.append(f"{tower} tower: {export.refusal(tower)}")
+        else:
+            towers[tower] = choice.label if tower == "image" else choice.label.replace("int8", "fp32")
+    int8 = choice.precision == "int8" and export.tower("image") is not None
+    return RuntimePlan(
+        choice, embedding_key(name, "int8" if int8 else "fp32"), towers, "refused" if notes else "ready", tuple(notes)
+    )
 
 
 def _export(

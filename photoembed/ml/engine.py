@@ -20,19 +20,21 @@ import importlib.util
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from photoembed.config import RUNTIMES
+
 if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
 
-RUNTIME_SETTINGS = ("auto", "torch", "onnx", "onnx-int8")
+RUNTIME_SETTINGS = RUNTIMES
 INT8_SUFFIX = "@ort-int8"
 
 
@@ -206,7 +208,8 @@ def text_pool_positions(model: torch.nn.Module, tokens: torch.Tensor) -> torch.T
     """Where each row pools: the highest id (argmax pooling, CLIP's end-of-text) or the first eos id."""
     if getattr(model, "text_pool_type", None) == "argmax":
         return tokens.argmax(dim=-1)
-    return (tokens == model.text_eos_id).int().argmax(dim=-1)
+    eos: Any = model.text_eos_id
+    return (tokens == eos).int().argmax(dim=-1)
 
 
 def _text_features(clip: Any, tokens: torch.Tensor, pool_at: torch.Tensor) -> torch.Tensor:
@@ -232,7 +235,7 @@ def pool_positions_numpy(tokens: np.ndarray, pool: str, eos_id: int | None) -> n
     """:func:`text_pool_positions` on numpy tokens (the torch-free path)."""
     if pool == "argmax":
         return np.asarray(tokens.argmax(axis=-1))
-    return np.asarray((tokens == eos_id).argmax(axis=-1))
+    return np.asarray(np.argmax(tokens == eos_id, axis=-1))
 
 
 # -- choosing the runtime ----------------------------------------------------------------------------
@@ -327,8 +330,3 @@ def gc_paused() -> Iterator[None]:
         gc.freeze()
         if was_enabled:
             gc.enable()
-
-
-def call_with_gc_paused(function: Callable[[], Any]) -> Any:
-    with gc_paused():
-        return function()

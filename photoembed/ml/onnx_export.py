@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -273,7 +273,8 @@ def _export_image(spec: ModelSpec, model: torch.nn.Module, folder: Path, exporte
             self.clip = clip
 
         def forward(self, pixels: torch.Tensor) -> torch.Tensor:
-            return self.clip.encode_image(pixels)  # type: ignore[no-any-return]
+            features: torch.Tensor = self.clip.encode_image(pixels)
+            return features
 
     pixels = _image_inputs(spec.preprocess_cfg)
     path = folder / TOWER_FILES["image"]
@@ -360,7 +361,9 @@ def _verify(path: Path, inputs: np.ndarray, reference: np.ndarray) -> dict[str, 
     return _verdict(path, cosine)
 
 
-def _verify_text(path: Path, tokens: np.ndarray, reference: np.ndarray, pool: str, eos_id: int | None) -> dict[str, Any]:
+def _verify_text(
+    path: Path, tokens: np.ndarray, reference: np.ndarray, pool: str, eos_id: int | None
+) -> dict[str, Any]:
     engine = OrtEngine(path, threads=1)
     engine.load()
     rows = []
@@ -410,10 +413,3 @@ def _swap_in(staging: Path, final: Path) -> None:
     os.replace(staging, final)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _quiet() -> Iterator[None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield

@@ -13,6 +13,7 @@ from __future__ import annotations
 import functools
 import gzip
 import html
+import itertools
 import string
 from collections.abc import Sequence
 from pathlib import Path
@@ -99,7 +100,7 @@ class ClipBpeTokenizer:
             return cached
         word = [*token[:-1], token[-1] + "</w>"]
         while len(word) > 1:
-            first, second = min(zip(word, word[1:]), key=lambda pair: self.bpe_ranks.get(pair, _MERGES))
+            first, second = min(itertools.pairwise(word), key=lambda pair: self.bpe_ranks.get(pair, _MERGES))
             if (first, second) not in self.bpe_ranks:
                 break
             merged: list[str] = []
