@@ -71,7 +71,9 @@ def test_export_is_verified_and_tagged(tiny_store: ModelStore, tiny_model: TinyM
     manifest = export.manifest
     assert manifest["model"] == name
     assert manifest["source"]["sha256"] == tiny_store.weights_digest(name)
-    assert name in manifest["tag"] and "onnx fp32" in manifest["tag"] and "onnxruntime" in manifest["tag"]
+    assert name in manifest["tag"]
+    assert "onnx fp32" in manifest["tag"]
+    assert "onnxruntime" in manifest["tag"]
     for tower in ("image", "text"):
         record = export.tower(tower)
         assert record is not None, export.refusal(tower)
@@ -130,7 +132,8 @@ def test_tokenizer_matches_open_clip_token_for_token(tiny_store: ModelStore, tin
     np.testing.assert_array_equal(ours(CORPUS), reference(CORPUS).numpy())
     # An over-long text is cut to the context and still ends with the end-of-text token.
     long_row = ours(["word " * 200])[0]
-    assert long_row[-1] == ours.eot_token_id and (long_row != 0).all()
+    assert long_row[-1] == ours.eot_token_id
+    assert (long_row != 0).all()
 
 
 @pytest.mark.parametrize("clean", ["whitespace", "canonicalize"])
@@ -163,7 +166,8 @@ def test_a_mismatching_export_is_refused_and_torch_is_used(tmp_path: Path, tiny_
     for tower in ("image", "text"):
         assert export.tower(tower) is None
         reason = export.refusal(tower)
-        assert reason is not None and "differs from torch" in reason
+        assert reason is not None
+        assert "differs from torch" in reason
         assert export.manifest["towers"][tower]["min_cosine"] < VERIFY_COSINE
         assert not (export.folder / f"{tower}.onnx").exists()  # the refused file is not kept
 
@@ -174,7 +178,8 @@ def test_a_mismatching_export_is_refused_and_torch_is_used(tmp_path: Path, tiny_
     # The refusal is remembered (no new export on the next load) and shown in the plan.
     manifest_before = (store.onnx_dir(name) / MANIFEST).read_text(encoding="utf-8")
     plan = plan_runtime(store, name, device="cpu")
-    assert plan.export == "refused" and plan.towers["image"] == "torch fp32 on cpu"
+    assert plan.export == "refused"
+    assert plan.towers["image"] == "torch fp32 on cpu"
     ClipEncoder.load(store, name, device="cpu", threads=1, towers=("text",))
     assert (store.onnx_dir(name) / MANIFEST).read_text(encoding="utf-8") == manifest_before
 
@@ -192,7 +197,8 @@ def test_int8_is_opt_in_and_stored_apart(tiny_store: ModelStore, tiny_model: Tin
     assert 0.9 < manifest["int8"]["min_cosine_to_fp32"] <= 1.0 + 1e-6
     batch = np.random.default_rng(7).standard_normal((4, 3, 32, 32), dtype=np.float32)
     cosines = _cosines(int8.encode_images(batch), tiny_encoder.encode_images(batch))
-    assert cosines.min() > 0.9 and cosines.min() < 1.0 - 1e-7  # close, but not the exact runtime
+    assert cosines.min() > 0.9
+    assert cosines.min() < 1.0 - 1e-7  # close, but not the exact runtime
     # A text-only encoder under the int8 setting stores its query vectors' key alike.
     assert ClipEncoder.load(tiny_store, name, device="cpu", threads=1, towers=("text",),
                             runtime="onnx-int8").name == name + INT8_SUFFIX
