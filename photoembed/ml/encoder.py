@@ -381,6 +381,21 @@ def plan_runtime(store: ModelStore, name: str, *, runtime: str = "auto", device:
     )
 
 
+def prepare_runtime(
+    store: ModelStore, name: str, *, runtime: str = "auto", device: str = "auto", threads: int = 0
+) -> RuntimePlan:
+    """Make the ONNX export of ``name`` now when the runtime will want it (``model install``/``download``),
+    so that the first index or query does not pay for it. Returns the plan afterwards."""
+    from photoembed.ml.runtime import default_threads
+
+    plan = plan_runtime(store, name, runtime=runtime, device=device)
+    if plan.export != "on first use":
+        return plan
+    with gc_paused():
+        _export(store.spec(name), store.onnx_dir(name), store.weights_digest(name), threads or default_threads())
+    return plan_runtime(store, name, runtime=runtime, device=device)
+
+
 def _export(
     spec: ModelSpec, folder: Any, digest: str | None, threads: int
 ) -> tuple[torch.nn.Module | None, OnnxExport | None]:
