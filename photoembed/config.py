@@ -164,6 +164,12 @@ class Settings:
     use_gpu: bool = True
     runtime: str = "auto"
 
+    @property
+    def embedding_model(self) -> str:
+        """The name this library's vectors are stored under: the model, plus ``@ort-int8`` under the int8
+        runtime (its vectors are not exact, so they never mix with others; photoembed.ml.engine.embedding_key)."""
+        return f"{self.model}@ort-int8" if self.runtime == "onnx-int8" else self.model
+
     def validate(self) -> None:
         """Raise KnownError on out-of-range values (a hand-edited file, say)."""
         if not 0.0 < self.similar_threshold <= 1.0:

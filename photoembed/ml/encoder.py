@@ -52,8 +52,9 @@ class ClipEncoder:
     """A loaded CLIP model. Build it with :meth:`load`.
 
     Attributes:
-        name: the name its vectors are stored under: the model, ``ARCH/TAG``, plus ``@ort-int8`` for the
-            opt-in quantised runtime (whose vectors must not mix with exact ones).
+        name: the name its vectors are stored under: the model, ``ARCH/TAG``, plus ``@ort-int8`` under the
+            opt-in quantised runtime setting (whose vectors must not mix with exact ones;
+            :attr:`photoembed.config.Settings.embedding_model` follows the same rule).
         model: the model, ``ARCH/TAG``.
         dim: the embedding size.
         image_size: the side of the square model input (the height, for the rare non-square models).
@@ -72,10 +73,10 @@ class ClipEncoder:
         tokenizer: Tokenizer | None,
         text_pool: tuple[str, int | None] | None,
         device: str,
-        int8: bool = False,
+        int8_key: bool = False,
     ) -> None:
         self.model = model
-        self.name = embedding_key(model, "int8" if int8 else "fp32")
+        self.name = embedding_key(model, "int8" if int8_key else "fp32")
         self.dim = dim
         self.preprocess = Preprocess.from_cfg(preprocess_cfg)
         self.image_size = self.preprocess.size[0]
@@ -134,7 +135,7 @@ class ClipEncoder:
             if choice.engine == "onnxruntime":
                 encoder = cls._load_onnx(store, name, weights, wanted, choice, model_threads)
             else:
-                encoder = cls._load_torch(store.spec(name), wanted, choice, threads)
+                encoder = cls._load_torch(store.spec(name), wanted, choice, threads, int8_key=runtime == "onnx-int8")
         logger.info(
             "Loaded %s (%s) in %.2f s: %s",
             name,
@@ -185,7 +186,8 @@ class ClipEncoder:
                 reason = export.refusal(tower) if export is not None else "no export"
                 logger.info("The %s tower of %s runs on torch: %s", tower, name, reason)
             spec = spec or store.spec(name)
-            torch_part = cls._load_torch(spec, frozenset(torch_towers), choice, threads, model=model)
+            torch_part = cls._load_torch(spec, frozenset(torch_towers), choice, threads, model=model,
+                                         int8_key=choice.precision == "int8")
             assert torch_part._engines is not None
             engines.update(torch_part._engines)
             if "text" in torch_towers:
@@ -203,7 +205,7 @@ class ClipEncoder:
             tokenizer=tokenizer,
             text_pool=text_pool,
             device="cpu",
-            int8=int8,
+            int8_key=choice.precision == "int8",
         )
 
     @classmethod
@@ -215,6 +217,7 @@ class ClipEncoder:
         threads: int,
         *,
         model: torch.nn.Module | None = None,
+        int8_key: bool = False,
     ) -> ClipEncoder:
         from photoembed.ml.build import load_model, load_tokenizer
         from photoembed.ml.engine import supports_trim
@@ -244,6 +247,7 @@ class ClipEncoder:
             tokenizer=tokenizer,
             text_pool=text_pool,
             device=device,
+            int8_key=int8_key,
         )
 
     def prepare(self, image: Image.Image) -> np.ndarray:
@@ -361,13 +365,14 @@ def plan_runtime(store: ModelStore, name: str, *, runtime: str = "auto", device:
     from photoembed.ml.onnx_export import find_export
 
     choice = choose_runtime(runtime, device=device, use_gpu=device != "cpu")
+    key = embedding_key(name, "int8" if runtime == "onnx-int8" else "fp32")  # the setting decides, always
     if choice.engine != "onnxruntime":
         label = f"torch {choice.precision} on {choice.device}"
-        return RuntimePlan(choice, name, dict.fromkeys(TOWERS, label), "not used")
+        return RuntimePlan(choice, key, dict.fromkeys(TOWERS, label), "not used")
     export = find_export(store.onnx_dir(name), name, store.weights_for(name), store.weights_digest(name))
     if export is None:
         towers = {"image": choice.label, "text": choice.label.replace("int8", "fp32")}
-        return RuntimePlan(choice, embedding_key(name, choice.precision), towers, "on first use")
+        return RuntimePlan(choice, key, towers, "on first use")
     towers, notes = {}, []
     for tower in TOWERS:
         if export.tower(tower) is None:
@@ -375,10 +380,7 @@ def plan_runtime(store: ModelStore, name: str, *, runtime: str = "auto", device:
             notes.append(f"{tower} tower: {export.refusal(tower)}")
         else:
             towers[tower] = choice.label if tower == "image" else choice.label.replace("int8", "fp32")
-    int8 = choice.precision == "int8" and export.tower("image") is not None
-    return RuntimePlan(
-        choice, embedding_key(name, "int8" if int8 else "fp32"), towers, "refused" if notes else "ready", tuple(notes)
-    )
+    return RuntimePlan(choice, key, towers, "refused" if notes else "ready", tuple(notes))
 
 
 def prepare_runtime(
