@@ -291,3 +291,28 @@ def test_gc_paused_disables_collection_and_freezes_survivors() -> None:
     assert gc.isenabled()
     assert gc.get_freeze_count() >= frozen_before + len(survivors)
     gc.unfreeze()
+
+
+def test_status_shows_the_runtime(model_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from photoembed.cli.main import main
+
+    assert main(["--home", str(model_home), "--json", "status"]) == 0
+    runtime = json.loads(capsys.readouterr().out)["runtime"]
+    assert runtime["engine"] == "onnxruntime"
+    assert runtime["precision"] == "fp32"
+    assert runtime["export"] == "ready"
+    assert runtime["towers"] == {"image": "ONNX Runtime fp32 on cpu", "text": "ONNX Runtime fp32 on cpu"}
+    assert main(["--home", str(model_home), "status"]) == 0
+    assert "Runtime: image on ONNX Runtime fp32 on cpu, text on ONNX Runtime fp32 on cpu" in capsys.readouterr().out
+
+
+def test_choose_runtime_respects_the_setting() -> None:
+    from photoembed.errors import KnownError
+    from photoembed.ml.engine import choose_runtime
+
+    assert choose_runtime("torch", device="cpu").engine == "torch"
+    assert choose_runtime("onnx", device="cpu").engine == "onnxruntime"
+    assert choose_runtime("auto", device="cpu").precision == "fp32"
+    assert choose_runtime("onnx-int8", device="cpu").precision == "int8"
+    with pytest.raises(KnownError, match="Unknown runtime"):
+        choose_runtime("tensorrt", device="cpu")
