@@ -172,7 +172,9 @@ class ClipEncoder:
             path = export.file(tower, precision)
             assert path is not None
             engine = OrtEngine(path, threads=threads, precision=precision)
-            engine.load()
+            if tower == "text":
+                engine.load()  # a query answers at once; the image session is made by the first batch, after
+                # the indexer has given the model its threads (use_threads), so it is never made twice
             engines[tower] = engine
         tokenizer: Tokenizer | None = None
         text_pool: tuple[str, int | None] | None = None

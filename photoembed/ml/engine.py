@@ -84,17 +84,18 @@ class OrtEngine:
         self._input = self._session.get_inputs()[0].name
 
     def set_threads(self, threads: int) -> None:
-        """Change the intra-op thread count; ONNX Runtime fixes it per session, so the session is rebuilt."""
+        """Change the intra-op thread count. ONNX Runtime fixes it per session, so a session made with
+        another count is dropped, and the next batch makes a new one (never two sessions at once: each
+        holds its own copy of the weights)."""
         threads = max(1, threads)
         if threads == self.threads:
             return
         self.threads = threads
-        if self._session is not None:
-            self.load()
+        self._session = None
 
     def predict(self, batch: np.ndarray) -> np.ndarray:
-        if self._session is None:
-            raise RuntimeError(f"{self.path.name} is not loaded")
+        if self._session is None:  # made on first use (or after a change of thread count)
+            self.load()
         outputs = self._session.run(None, {self._input: batch})
         return np.asarray(outputs[0], dtype=np.float32)
 
