@@ -79,6 +79,9 @@ class OrtEngine:
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Idle ORT workers sleep instead of spinning: the decode pool and the UI share these cores.
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        # No pre-packed copies of the weights: measured on ViT-B-32 (2 cores, batch 16), peak RSS 714 -> 505 MB
+        # for 0.0644 vs 0.0653 CPU-s per image (within noise).
+        options.add_session_config_entry("session.disable_prepacking", "1")
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
         self._input = self._session.get_inputs()[0].name
