@@ -141,6 +141,10 @@ class Paths:
 SETTINGS_SCHEMA_VERSION = 2
 
 
+# The inference engines (photoembed.ml.engine.RUNTIME_SETTINGS, repeated here: config sits below ml).
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
+
+
 @dataclass
 class Settings:
     """User preferences. Every field has a default, so a missing file means "all defaults".
@@ -155,6 +159,10 @@ class Settings:
         threads: torch threads for the model; 0 means automatic: every core while indexing (decoding and
             the model share them), one fewer than the CPU count for searches (the UI keeps a core).
         use_gpu: use CUDA or Apple MPS when present.
+        runtime: the CPU inference engine: ``"auto"`` (ONNX Runtime when the model's verified export
+            exists or can be made, else torch), ``"torch"``, ``"onnx"``, or the opt-in ``"onnx-int8"``
+            (ONNX Runtime dynamic quantisation of the image tower; its vectors are stored apart from exact
+            ones). GPUs always run torch.
     """
 
     schema_version: int = SETTINGS_SCHEMA_VERSION
@@ -166,6 +174,13 @@ class Settings:
     keeper_criteria: list[str] = field(default_factory=lambda: list(DEFAULT_KEEPER_CRITERIA))
     threads: int = 0
     use_gpu: bool = True
+    runtime: str = "auto"
+
+    @property
+    def embedding_model(self) -> str:
+        """The name this library's vectors are stored under: the model, plus ``@ort-int8`` under the int8
+        runtime (its vectors are not exact, so they never mix with others; photoembed.ml.engine.embedding_key)."""
+        return f"{self.model}@ort-int8" if self.runtime == "onnx-int8" else self.model
 
     def validate(self) -> None:
         """Raise KnownError on out-of-range values (a hand-edited file, say)."""
@@ -173,6 +188,8 @@ class Settings:
             raise KnownError(f"similar_threshold must be in (0, 1], not {self.similar_threshold}")
         if self.threads < 0:
             raise KnownError(f"threads must be 0 (automatic) or more, not {self.threads}")
+        if self.runtime not in RUNTIMES:
+            raise KnownError(f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")
         unknown = set(self.keeper_criteria) - set(DEFAULT_KEEPER_CRITERIA)
         if unknown:
             raise KnownError(f"Unknown keeper criteria: {', '.join(sorted(unknown))}")

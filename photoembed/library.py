@@ -27,7 +27,7 @@ from pathlib import Path
 from photoembed.config import Paths, Settings, load_settings, save_settings
 from photoembed.core.indexer import Indexer
 from photoembed.errors import ModelUnavailableError
-from photoembed.ml.encoder import ClipEncoder
+from photoembed.ml.encoder import ClipEncoder, RuntimePlan, plan_runtime
 from photoembed.ml.models import ModelStore
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.vector_index import VectorIndex
@@ -75,6 +75,15 @@ class Library:
     def model_available(self) -> bool:
         return self.models.weights_for(self.settings.model) is not None
 
+    def runtime_plan(self) -> RuntimePlan:
+        """Which engine the configured model runs on, and the name its vectors are stored under."""
+        return plan_runtime(
+            self.models,
+            self.settings.model,
+            runtime=self.settings.runtime,
+            device="auto" if self.settings.use_gpu else "cpu",
+        )
+
     def encoder(self, towers: Sequence[str] = ("image", "text")) -> ClipEncoder:
         """The configured CLIP model (loaded once per Library). Raises ModelUnavailableError."""
         key = tuple(sorted(towers))
@@ -82,7 +91,7 @@ class Library:
             self._last_use = time.monotonic()
             # A full model serves text queries too: never load the text tower twice.
             for loaded_key, loaded in self._encoders.items():
-                if set(key) <= set(loaded_key) and loaded.name == self.settings.model:
+                if set(key) <= set(loaded_key) and loaded.model == self.settings.model:
                     return loaded
             encoder = ClipEncoder.load(
                 self.models,
@@ -90,6 +99,7 @@ class Library:
                 device="auto" if self.settings.use_gpu else "cpu",
                 threads=self.settings.threads,
                 towers=key,
+                runtime=self.settings.runtime,
             )
             self._encoders[key] = encoder
             if "image" in key:

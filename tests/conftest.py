@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,28 +65,72 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> TinyModel:
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
+ShareExport = Callable[[ModelStore, str], None]
+
+
 @pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel) -> ModelStore:
-    """A store with the tiny model installed through the local-weights path. Do not modify it."""
+def share_onnx_export(tmp_path_factory: pytest.TempPathFactory) -> ShareExport:
+    """``share(store, name)``: give ``store`` the ONNX export of ``name``, made once per session per weights.
+
+    A real export (photoembed.ml.onnx_export) costs ~20 s of CPU even for the tiny model; exports are keyed
+    by the weights' sha256, so the one made for the first store serves every store holding the same file.
+    """
+    from photoembed.ml.onnx_export import export_model
+
+    made: dict[tuple[str, str], Path] = {}
+    root = tmp_path_factory.mktemp("onnx-exports")
+
+    def share(store: ModelStore, name: str) -> None:
+        digest = store.weights_digest(name)
+        assert digest is not None, "only installed models have a digest"
+        target = store.onnx_dir(name)
+        cached = made.get((name, digest))
+        if cached is None:
+            export_model(store.spec(name), target, digest=digest)
+            cached = root / f"{len(made)}-{digest[:12]}"
+            shutil.copytree(target, cached)
+            made[(name, digest)] = cached
+        else:
+            shutil.copytree(cached, target, dirs_exist_ok=True)
+
+    return share
+
+
+@pytest.fixture(scope="session")
+def tiny_store(
+    tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel, share_onnx_export: ShareExport
+) -> ModelStore:
+    """A store with the tiny model installed through the local-weights path, and its ONNX export. Do not
+    modify it."""
     root = tmp_path_factory.mktemp("tiny-store")
     store = ModelStore(root / "models", root / "downloads")
-    store.install(tiny_model.weights_path, name=tiny_model.model_name, config=tiny_model.config_path)
+    name = store.install(tiny_model.weights_path, name=tiny_model.model_name, config=tiny_model.config_path)
+    share_onnx_export(store, name)
     return store
 
 
 @pytest.fixture(scope="session")
 def tiny_encoder(tiny_store: ModelStore, tiny_model: TinyModel) -> ClipEncoder:
-    """The tiny model, both towers, on the CPU with one thread. Shared: do not unload it."""
+    """The tiny model, both towers, on the CPU with one thread, on the default CPU runtime (ONNX Runtime).
+    Shared: do not unload it."""
     return ClipEncoder.load(tiny_store, tiny_model.model_name, device="cpu", threads=1)
 
 
+@pytest.fixture(scope="session")
+def tiny_torch_encoder(tiny_store: ModelStore, tiny_model: TinyModel) -> ClipEncoder:
+    """The tiny model on torch: the reference the ONNX Runtime path is checked against. Do not unload it."""
+    return ClipEncoder.load(tiny_store, tiny_model.model_name, device="cpu", threads=1, runtime="torch")
+
+
 @pytest.fixture
-def model_home(home: Path, tiny_model: TinyModel) -> Path:
-    """A private home with the tiny model installed through the local-weights path and selected."""
+def model_home(home: Path, tiny_model: TinyModel, share_onnx_export: ShareExport) -> Path:
+    """A private home with the tiny model installed through the local-weights path (with its ONNX export)
+    and selected."""
     paths = Paths.resolve(home)
     paths.ensure()
     store = ModelStore(paths.models, paths.model_downloads)
     name = store.install(tiny_model.weights_path, name=tiny_model.model_name, config=tiny_model.config_path)
+    share_onnx_export(store, name)
     save_settings(paths, Settings(model=name, threads=1))
     return home
 

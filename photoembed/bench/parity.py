@@ -224,8 +224,8 @@ def build_random(name: str, *, device: str = "cpu", seed: int = 0) -> tuple[Any,
 
     from photoembed.ml.build import split_name
     from photoembed.ml.encoder import ClipEncoder
+    from photoembed.ml.engine import TorchEngine
     from photoembed.ml.models import spec_for
-    from photoembed.ml.runtime import choose_device
 
     spec = spec_for(name, Path("random-weights"))
     arch = split_name(name)[0]
@@ -241,8 +241,15 @@ def build_random(name: str, *, device: str = "cpu", seed: int = 0) -> tuple[Any,
         image_resize_mode=cfg.get("resize_mode"),
     )
     model = model.to(device).eval()
-    choice = choose_device(device)
-    encoder = ClipEncoder(spec=spec, model=model, tokenizer=None, device=choice, towers=frozenset({"image"}))
+    encoder = ClipEncoder(
+        model=spec.name,
+        dim=spec.embed_dim,
+        preprocess_cfg=spec.preprocess_cfg,
+        engines={"image": TorchEngine(model, "image", device=device, half=False)},
+        tokenizer=None,
+        text_pool=None,
+        device=device,
+    )
     return model, reference, encoder
 
 

@@ -125,8 +125,10 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
 def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
     library = library_factory()
     model_installed = library.model_available()
-    model = library.settings.model if model_installed else None
-    counts = library.catalog.counts(library.settings.model if model_installed else None)
+    plan = library.runtime_plan() if model_installed else None
+    # Vectors are stored under the model's name (plus @ort-int8 for the opt-in int8 runtime).
+    model = plan.key if plan is not None else None
+    counts = library.catalog.counts(model)
     index_info: dict[str, Any] = library.vector_index.info(model) if model else {}
     per_root = library.catalog.root_counts()
     roots = []
@@ -162,6 +164,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         "model": model,
         "model_configured": library.settings.model,
         "model_installed": model_installed,
+        "runtime": plan.to_json() if plan is not None else None,
         "index": index_info,
         "watcher": watcher,
         "home": str(library.paths.data.parent),
@@ -183,6 +186,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
     if model:
         print(f"Model: {model} — {counts['embedded']} embedded, {counts['pending']} pending")
+        if plan is not None:
+            towers = ", ".join(f"{tower} on {label}" for tower, label in sorted(plan.towers.items()))
+            print(f"Runtime: {towers} ({plan.choice.reason}; ONNX export {plan.export})")
+            for note in plan.notes:
+                print(f"  {note}")
         if index_info:
             print(f"Search index: {index_info.get('kind', '?')}, {index_info.get('count', 0)} vectors, "
                   f"{human_bytes(float(index_info.get('bytes', 0)))}")

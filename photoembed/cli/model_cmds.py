@@ -99,6 +99,24 @@ def cmd_list(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
     return 0
 
 
+def _prepare_runtime(library: Any, name: str, *, quiet: bool) -> Any:
+    """Export the model to ONNX now when the CPU runtime will use it (once; the first index then starts at once)."""
+    from photoembed.ml.encoder import plan_runtime, prepare_runtime
+
+    settings = library.settings
+    device = "auto" if settings.use_gpu else "cpu"
+    before = plan_runtime(library.models, name, runtime=settings.runtime, device=device)
+    if not quiet and before.export == "on first use":
+        print(f"Exporting {name} to ONNX Runtime (once; checked against torch)…", flush=True)
+    plan = prepare_runtime(library.models, name, runtime=settings.runtime, device=device, threads=settings.threads)
+    if not quiet:
+        towers = ", ".join(f"{tower} on {label}" for tower, label in sorted(plan.towers.items()))
+        print(f"Runtime: {towers}")
+        for note in plan.notes:
+            print(f"  {note}")
+    return plan
+
+
 def cmd_install(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
     from photoembed.ml.models import AmbiguousModelError
 
@@ -113,8 +131,10 @@ def cmd_install(args: argparse.Namespace, library_factory: LibraryFactory) -> in
         name = library.models.install(args.file, name=chosen, config=args.config)
     activated = _activate_if_first(library, name, had_weights=had_weights)
     weights = library.models.weights_for(name)
+    plan = _prepare_runtime(library, name, quiet=args.json)
     if args.json:
-        emit_json({"installed": name, "weights": weights, "active": library.settings.model == name})
+        emit_json({"installed": name, "weights": weights, "active": library.settings.model == name,
+                   "runtime": plan.to_json()})
         return 0
     print(f"Installed {name} ({human_bytes(weights.stat().st_size)}).")
     if activated:
@@ -135,8 +155,10 @@ def cmd_download(args: argparse.Namespace, library_factory: LibraryFactory) -> i
         bar.close()
     activated = _activate_if_first(library, name, had_weights=had_weights)
     size = path.stat().st_size
+    plan = _prepare_runtime(library, name, quiet=args.json)
     if args.json:
-        emit_json({"downloaded": name, "weights": path, "size": size, "active": library.settings.model == name})
+        emit_json({"downloaded": name, "weights": path, "size": size, "active": library.settings.model == name,
+                   "runtime": plan.to_json()})
         return 0
     print(f"Downloaded {name} ({human_bytes(size)}) to {path}.")
     if activated:

@@ -651,6 +651,11 @@ def _model_threads(encoder: ImageEncoder | None, threads: int) -> Iterator[None]
     if encoder is None or getattr(encoder, "device", None) != "cpu" or threads <= 0:
         yield
         return
+    use_threads = getattr(encoder, "use_threads", None)
+    if use_threads is not None:  # ClipEncoder: its engine (torch or ONNX Runtime) sets its own threads
+        with use_threads(threads):
+            yield
+        return
     import torch
 
     previous = torch.get_num_threads()

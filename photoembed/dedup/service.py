@@ -161,7 +161,7 @@ class DedupService:
         return clusters
 
     def _vectors(self, ids: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
-        vec_ids, matrix = self.catalog.vectors(self.settings.model)
+        vec_ids, matrix = self.catalog.vectors(self.settings.embedding_model)
         if len(vec_ids) == 0:
             return None, None
         rows = np.searchsorted(ids, vec_ids)

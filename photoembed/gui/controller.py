@@ -305,7 +305,7 @@ class LibraryController(QObject):
         def task(_: TaskContext) -> None:
             library = self.require()
             if library.model_available():
-                library.vector_index.refresh(library.settings.model)
+                library.vector_index.refresh(library.settings.embedding_model)
 
         self.submit_task("refresh-index", task, on_finished=lambda _c: self.changed.emit(),
                            on_failed=self._report)
@@ -500,7 +500,7 @@ class LibraryController(QObject):
             return service.search(query or "", k=k, filters=filters)
 
         def deferred() -> Any:
-            return _DeferredImageEncoder(library.settings.model)
+            return _DeferredImageEncoder(library.settings.embedding_model)
 
         def on_pool() -> SearchResults | _NeedsWorker:
             try:
@@ -827,7 +827,7 @@ def take_snapshot(library: Library) -> LibrarySnapshot:
     catalog = library.catalog
     model_name = library.settings.model
     available = library.model_available()
-    counts = catalog.counts(model_name if available else None)
+    counts = catalog.counts(library.settings.embedding_model if available else None)
     per_root = catalog.root_counts()
     rows = []
     for root in catalog.roots():

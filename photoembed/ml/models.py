@@ -203,6 +203,16 @@ class ModelStore:
             raise ModelUnavailableError(unavailable_message(name))
         return _make_spec(name, downloaded, None)
 
+    def weights_digest(self, name: str) -> str | None:
+        """The sha256 recorded when ``name`` was installed from a file; None for downloads. Reads no weights."""
+        installed = self._installed_manifest(name)
+        digest = installed[1].get("sha256") if installed is not None else None
+        return str(digest) if digest else None
+
+    def onnx_dir(self, name: str) -> Path:
+        """Where the ONNX export of ``name`` lives (photoembed.ml.onnx_export): the cache, rebuildable."""
+        return self.downloads_dir / "onnx" / slug(name)
+
     # -- installing from a file ----------------------------------------------------------------------
 
     def install(self, file: Path, *, name: str | None = None, config: Path | None = None) -> str:

@@ -82,18 +82,29 @@ def test_bench_ingest_runs_every_measurement(
     assert code == 0, captured.err
     result = json.loads(captured.out)
     assert result["model"] == "photoembed-tiny/bench-random"
-    assert set(result["model_only"]["per_batch"]) == {"2", "4"}
-    assert result["model_only"]["rate"] > 0
+    assert list(result["runtimes"]) == ["torch", "onnx", "onnx-int8"]
     assert result["decode"]["photos"] == 5
     assert result["decode"]["cpu_s"] > 0
-    model_rate, decode_cost, cores = result["model_only"]["rate"], result["decode"]["cpu_s"], result["cores"]
-    assert result["limit"] == pytest.approx(1 / (1 / model_rate + decode_cost / cores))
-    assert result["end_to_end"]["photos"] == 5
-    assert result["end_to_end"]["batch_size"] == 2
-    assert result["end_to_end"]["peak_rss"] > 0
+    cores = result["cores"]
+    for runtime, row in result["runtimes"].items():
+        assert set(row["model_only"]["per_batch"]) == {"2", "4"}
+        model_rate, decode_cost = row["model_only"]["rate"], result["decode"]["cpu_s"]
+        assert model_rate > 0
+        assert row["limit"] == pytest.approx(1 / (1 / model_rate + decode_cost / cores))
+        assert row["end_to_end"]["photos"] == 5
+        assert row["end_to_end"]["batch_size"] == 2
+        assert row["end_to_end"]["peak_rss"] > 0
+        # ONNX Runtime with its export indexes in a process that never imports torch.
+        assert row["end_to_end"]["torch_imported"] == (runtime == "torch")
+    assert result["runtimes"]["torch"]["engine"] == "torch fp32 on cpu"
+    assert result["runtimes"]["onnx"]["engine"] == "ONNX Runtime fp32 on cpu"
+    assert result["runtimes"]["onnx-int8"]["engine"] == "ONNX Runtime int8 on cpu"
+    assert result["runtimes"]["onnx"]["min_cosine_to_reference"] >= 0.9999
+    assert result["runtimes"]["onnx-int8"]["key"].endswith("@ort-int8")
     assert result["end_to_end_busy_core"]["photos"] == 3
     assert result["naive"]["photos"] == 2
     assert result["naive"]["rate"] > 0
     # The human-readable report goes to stderr under --json.
-    assert "ratio 4/3" in captured.err
-    assert "ratio 4/5" in captured.err
+    assert "ratio onnx / torch" in captured.err
+    assert "ratio onnx-int8 / torch" in captured.err
+    assert "ratio end to end (onnx) / naive" in captured.err

@@ -16,7 +16,7 @@ from photoembed.ml.encoder import ClipEncoder
 from photoembed.ml.models import ModelStore
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.vector_index import VectorIndex
-from tests.conftest import make_photo
+from tests.conftest import ShareExport, make_photo
 from tests.tiny_clip import TinyModel, write_tiny_model
 
 
@@ -39,11 +39,13 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[TinyModel, Ti
 
 @pytest.fixture(scope="session")
 def store(
-    tmp_path_factory: pytest.TempPathFactory, tiny_models: tuple[TinyModel, TinyModel]
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: tuple[TinyModel, TinyModel], share_onnx_export: ShareExport
 ) -> tuple[ModelStore, str, str]:
     base = tmp_path_factory.mktemp("models")
     store = ModelStore(base / "models", base / "downloads")
     names = [store.install(t.weights_path, name=t.model_name, config=t.config_path) for t in tiny_models]
+    for name in names:
+        share_onnx_export(store, name)
     return store, names[0], names[1]
 
 

@@ -14,6 +14,7 @@ from photoembed.cli import search_cmds
 from photoembed.config import Paths, Settings
 from photoembed.errors import KnownError
 from photoembed.library import Library
+from tests.conftest import ShareExport
 from tests.search.conftest import Lib, build_library
 from tests.tiny_clip import TinyModel
 
@@ -22,13 +23,14 @@ pytestmark = pytest.mark.model
 
 @pytest.fixture(scope="module")
 def library(
-    tmp_path_factory: pytest.TempPathFactory, tiny_models: tuple[TinyModel, TinyModel]
+    tmp_path_factory: pytest.TempPathFactory, tiny_models: tuple[TinyModel, TinyModel], share_onnx_export: ShareExport
 ) -> Iterator[tuple[Library, Lib]]:
     base = tmp_path_factory.mktemp("cli")
     tiny = tiny_models[0]
     paths = Paths.resolve(base / "home")
     library = Library(paths, settings=Settings(model=tiny.model_name, threads=1, use_gpu=False))
     library.models.install(tiny.weights_path, name=tiny.model_name, config=tiny.config_path)
+    share_onnx_export(library.models, tiny.model_name)
     lib = build_library(library.catalog, base / "photos", paths.index_dir, library.encoder())
     yield library, lib
     library.close()
