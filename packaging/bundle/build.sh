@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Build the one-folder app bundle into dist/photoembed with PyInstaller, print its size, and smoke-test it.
+# Uses .venv (bash packaging/install.sh first; a CPU-only torch keeps the bundle small).
+#   Windows: run the same spec from a Windows venv (`pyinstaller packaging\bundle\photoembed.spec`);
+#   macOS: the spec also writes dist/photoembed.app (sign it with `codesign --deep` before sharing).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+.venv/bin/python -m pip install --quiet 'pyinstaller>=6.10'
+start=$(date +%s)
+.venv/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/bundle \
+    packaging/bundle/photoembed.spec
+echo "built dist/photoembed in $(( $(date +%s) - start )) s: $(du -sh dist/photoembed | cut -f1)"
+bash packaging/bundle/smoke.sh dist/photoembed/photoembed
