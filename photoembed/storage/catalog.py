@@ -80,7 +80,7 @@ def _callers(limit: int = 4) -> str:
     frames: list[str] = []
     frame: FrameType | None = sys._getframe(2)
     while frame is not None and len(frames) < limit:
-        if "pytest" in frame.f_code.co_filename or "pluggy" in frame.f_code.co_filename:
+        if any(part in frame.f_code.co_filename for part in ("/_pytest/", "/pluggy/")):
             break  # the test runner's own frames say nothing about the leak
         if frame.f_code.co_filename != __file__:
             frames.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
