@@ -155,7 +155,9 @@ def test_other_loggers_are_not_ours():
 """,
     )
     result.assert_outcomes(passed=5, errors=2)
-    result.stdout.fnmatch_lines(["*test_unexpected*", "*unexpected WARNING log from photoembed.storage.x (*): disk on fire 3"])
+    result.stdout.fnmatch_lines(
+        ["*test_unexpected*", "*unexpected WARNING log from photoembed.storage.x (*): disk on fire 3"]
+    )
     result.stdout.fnmatch_lines(["*unexpected ERROR log from photoembed.storage.x*"])
 
 

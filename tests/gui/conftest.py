@@ -65,7 +65,8 @@ def window(qtbot: QtBot, controller: LibraryController) -> MainWindow:
 
 def _started_at() -> str:
     """The test-side frames that started a thread or timer (innermost first), for the failure message."""
-    frames = [f for f in traceback.extract_stack()[:-2] if "/_pytest/" not in f.filename and "/pluggy/" not in f.filename]
+    runner = ("/_pytest/", "/pluggy/")
+    frames = [f for f in traceback.extract_stack()[:-2] if not any(part in f.filename for part in runner)]
     return "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(frames[-4:]))
 
 
