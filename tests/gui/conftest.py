@@ -65,9 +65,12 @@ def window(qtbot: QtBot, controller: LibraryController) -> MainWindow:
 
 def _started_at() -> str:
     """The test-side frames that started a thread or timer (innermost first), for the failure message."""
-    runner = ("/_pytest/", "/pluggy/")
-    frames = [f for f in traceback.extract_stack()[:-2] if not any(part in f.filename for part in runner)]
-    return "; ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(frames[-4:]))
+    frames = []
+    for f in reversed(traceback.extract_stack()[:-2]):
+        if "/_pytest/" in f.filename or "/pluggy/" in f.filename or len(frames) == 4:
+            break  # the test runner's frames say nothing about the leak
+        frames.append(f"{f.filename}:{f.lineno} in {f.name}")
+    return "; ".join(frames)
 
 
 def _owners(obj: QObject) -> str:
