@@ -28,6 +28,7 @@ import gc
 import logging
 import os
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -108,14 +109,26 @@ def _leaked_threads(before: set[threading.Thread]) -> list[str]:
     return leaked
 
 
+def _process_wide_fds() -> set[int]:
+    """Fds that the standard library opens once per process and keeps on purpose (not a test's leak)."""
+    fds = set()
+    tracker = sys.modules.get("multiprocessing.resource_tracker")
+    if tracker is not None:  # started by the first spawned process (a process pool); lives as long as we do
+        fd = getattr(getattr(tracker, "_resource_tracker", None), "_fd", None)
+        if isinstance(fd, int):
+            fds.add(fd)
+    return fds
+
+
 def _leaked_fds(before: dict[int, str] | None) -> list[str]:
     after = _open_fds()
     if before is None or after is None:
         return []
+    kept = _process_wide_fds()
     return [
         f"leaked file descriptor {fd} -> {target}"
         for fd, target in sorted(after.items())
-        if before.get(fd) != target
+        if before.get(fd) != target and fd not in kept
     ]
 
 
