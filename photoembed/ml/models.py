@@ -615,6 +615,10 @@ def _progress_bar_class(progress: ProgressCallback | None, cancel: threading.Eve
     from tqdm import tqdm  # type: ignore[import-untyped]  # no stubs; a dependency of huggingface_hub
 
     class _Bar(tqdm):
+        # tqdm otherwise starts a process-wide "tqdm_monitor" thread that outlives every bar; this one draws
+        # nothing, so there is nothing for it to watch.
+        monitor_interval = 0
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs.pop("name", None)
             kwargs["disable"] = True
