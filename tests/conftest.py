@@ -14,6 +14,7 @@ from PIL import Image
 from photoembed.config import Paths, Settings, save_settings
 from photoembed.ml.encoder import ClipEncoder
 from photoembed.ml.models import ModelStore
+from tests.leak_checks import _fail_on_leaks as _fail_on_leaks  # autouse: see tests/leak_checks.py
 from tests.tiny_clip import TinyModel, write_tiny_model
 
 # Torch's OpenMP threads spin-wait by default; with several test processes or threads that starves the

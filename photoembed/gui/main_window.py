@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, Qt
+from PySide6.QtCore import QByteArray, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDragLeaveEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -306,4 +306,7 @@ class MainWindow(QMainWindow):
             self.persist.setValue("window/tab", self.tabs.currentIndex())
             self.persist.sync()
         self.controller.shutdown()
+        # A closed window has nothing left to time: a pending status clear or recluster must not fire on it.
+        for timer in self.findChildren(QTimer):
+            timer.stop()
         super().closeEvent(event)

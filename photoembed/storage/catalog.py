@@ -22,15 +22,18 @@ Privacy: the catalog and its WAL and shared-memory files are created readable by
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import numpy as np
 
@@ -104,6 +107,90 @@ class _Connection:
         self.close()
 
 
+# -- connection accounting: every connection the catalog opens is registered until it is closed ----------
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """A catalog connection that was opened and not yet closed (see :func:`open_connections`).
+
+    Attributes:
+        serial: increasing number, in opening order (lets a test take a baseline).
+        path: the database file.
+        thread: name of the thread that opened it.
+        opened_at: the callers that opened it, innermost first ("file:line in function; ...").
+        collected: True once the connection object was garbage-collected without :meth:`close` being called
+            (SQLite closed it then, at a moment nobody chose).
+    """
+
+    serial: int
+    path: str
+    thread: str
+    opened_at: str
+    collected: bool = False
+
+
+_registry_lock = threading.Lock()
+_serials = itertools.count(1)
+_open: dict[int, ConnectionInfo] = {}
+
+
+def open_connections() -> list[ConnectionInfo]:
+    """Connections opened by a :class:`Catalog` and never closed, oldest first (tests use it to find leaks)."""
+    with _registry_lock:
+        return sorted(_open.values(), key=lambda info: info.serial)
+
+
+def forget_connections(serials: Iterable[int]) -> None:
+    """Drop entries from :func:`open_connections` (a test that reported them, so the next one starts clean)."""
+    with _registry_lock:
+        for serial in serials:
+            _open.pop(serial, None)
+
+
+def _callers(limit: int = 4) -> str:
+    """Where a connection is opened from: the first frames outside this module, innermost first."""
+    frames: list[str] = []
+    frame: FrameType | None = sys._getframe(2)
+    while frame is not None and len(frames) < limit:
+        if any(part in frame.f_code.co_filename for part in ("/_pytest/", "/pluggy/")):
+            break  # the test runner's own frames say nothing about the leak
+        if frame.f_code.co_filename != __file__:
+            frames.append(f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}")
+        frame = frame.f_back
+    return "; ".join(frames)
+
+
+def _collected_unclosed(serial: int) -> None:
+    with _registry_lock:
+        info = _open.get(serial)
+        if info is not None:
+            _open[serial] = ConnectionInfo(info.serial, info.path, info.thread, info.opened_at, collected=True)
+
+
+class _TrackedConnection(sqlite3.Connection):
+    """A connection that stays listed in :func:`open_connections` until :meth:`close` is called."""
+
+    _serial = 0
+
+    def close(self) -> None:
+        super().close()
+        with _registry_lock:
+            _open.pop(self._serial, None)
+
+
+def _connect(path: Path) -> _TrackedConnection:
+    conn = sqlite3.connect(
+        path, timeout=30.0, isolation_level=None, check_same_thread=False, factory=_TrackedConnection
+    )
+    serial = next(_serials)
+    conn._serial = serial
+    with _registry_lock:
+        _open[serial] = ConnectionInfo(serial, str(path), threading.current_thread().name, _callers())
+    weakref.finalize(conn, _collected_unclosed, serial)
+    return conn
+
+
 class Catalog:
     """Access to ``catalog.sqlite3``. Open with :meth:`open`; close with :meth:`close`."""
 
@@ -119,7 +206,11 @@ class Catalog:
         path.parent.mkdir(parents=True, exist_ok=True)
         _make_private(path)
         catalog = cls(path)
-        catalog._migrate()
+        try:
+            catalog._migrate()
+        except BaseException:
+            catalog.close()  # a refused or failed migration must not leave the connection open
+            raise
         return catalog
 
     # -- connections ------------------------------------------------------------------------------
@@ -130,7 +221,7 @@ class Catalog:
         holder: _Connection | None = getattr(self._local, "conn", None)
         if holder is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+                conn = _connect(self.path)
             except sqlite3.Error as exc:
                 raise KnownError(f"Cannot open the catalog {self.path}: {exc}") from exc
             conn.execute("PRAGMA journal_mode=WAL")

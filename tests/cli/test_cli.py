@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -118,7 +119,7 @@ def test_kill_during_index_then_resume(tmp_path: Path) -> None:
     committed = 0
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            with sqlite3.connect(catalog, timeout=1) as db:
+            with contextlib.closing(sqlite3.connect(catalog, timeout=1)) as db, db:
                 committed = db.execute("SELECT COUNT(*) FROM photos").fetchone()[0]
         except sqlite3.OperationalError:
             committed = 0
@@ -128,12 +129,12 @@ def test_kill_during_index_then_resume(tmp_path: Path) -> None:
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert 16 <= committed < 400, "the kill must land mid-run"
-    with sqlite3.connect(catalog) as db:
+    with contextlib.closing(sqlite3.connect(catalog)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     result = subprocess.run([*cli, "--json", "index"], check=True, capture_output=True, text=True)
     report = json.loads(result.stdout)
     assert report["added"] <= 400 - committed
-    with sqlite3.connect(catalog) as db:
+    with contextlib.closing(sqlite3.connect(catalog)) as db, db:
         assert db.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 400
 
 

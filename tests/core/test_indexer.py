@@ -206,6 +206,7 @@ def test_scoped_sync_touches_only_the_given_paths(catalog: Catalog, photos: Path
     assert report.removed == 1
 
 
+@pytest.mark.expected_warnings(r"is not reachable; keeping its photos")
 def test_offline_root_keeps_its_photos(catalog: Catalog, photos: Path) -> None:
     catalog.add_root(photos)
     _indexer(catalog).run()
@@ -218,6 +219,7 @@ def test_offline_root_keeps_its_photos(catalog: Catalog, photos: Path) -> None:
     assert _indexer(catalog).run().added == 0
 
 
+@pytest.mark.expected_warnings(r"is not reachable; keeping its photos")
 def test_empty_mount_point_of_an_unplugged_drive_is_offline_not_emptied(catalog: Catalog, photos: Path) -> None:
     root = catalog.add_root(photos)
     _indexer(catalog).run()

@@ -74,6 +74,7 @@ def test_trash_then_undo(catalog: Catalog, library: PhotoLibrary, trash_home: Pa
         service.undo(batch + 100)
 
 
+@pytest.mark.expected_warnings(r"^Not moving \d+ file\(s\) to the trash: ")
 def test_refuses_when_a_photo_changed_or_went_since_listing(library: PhotoLibrary, service: DedupService) -> None:
     _copies(library)
     plan = service.plan_trash(service.find_clusters(tier="identical"))
@@ -88,6 +89,7 @@ def test_refuses_when_a_photo_changed_or_went_since_listing(library: PhotoLibrar
         service.execute(plan)
 
 
+@pytest.mark.expected_warnings(r"^Not moving \d+ file\(s\) to the trash: ")
 def test_refuses_same_size_same_time_rewrite(library: PhotoLibrary, service: DedupService) -> None:
     _copies(library)
     plan = service.plan_trash(service.find_clusters(tier="identical"))
@@ -101,6 +103,7 @@ def test_refuses_same_size_same_time_rewrite(library: PhotoLibrary, service: Ded
         service.execute(plan)
 
 
+@pytest.mark.expected_warnings(r"^Not moving \d+ file\(s\) to the trash: ")
 def test_never_removes_every_copy(library: PhotoLibrary, service: DedupService) -> None:
     paths = _copies(library, 2)
     (cluster,) = service.find_clusters(tier="identical")
@@ -113,6 +116,7 @@ def test_never_removes_every_copy(library: PhotoLibrary, service: DedupService) 
     assert sum(p.exists() for p in paths) == 1
 
 
+@pytest.mark.expected_warnings(r"^Not moving \d+ file\(s\) to the trash: ")
 def test_refuses_inside_a_protected_folder(library: PhotoLibrary, service: DedupService) -> None:
     _copies(library)
     plan = service.plan_trash(service.find_clusters(tier="identical"))

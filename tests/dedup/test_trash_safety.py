@@ -27,6 +27,11 @@ from photoembed.storage.catalog import Catalog
 from tests.dedup.conftest import PhotoLibrary, save_scene
 from tests.dedup.test_trash import RecordingIndexer
 
+# Every refusal and every renamed restore is logged as a warning: that is what these tests provoke.
+pytestmark = pytest.mark.expected_warnings(
+    r"^Not moving \d+ file\(s\) to the trash: ", r"^Not moved to the trash: ", r": restored as .*: another file"
+)
+
 
 def _digest(path: Path) -> str:
     return content_hash(path.read_bytes())

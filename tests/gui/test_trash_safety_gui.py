@@ -15,6 +15,7 @@ from photoembed.gui.controller import LibraryController
 from photoembed.gui.main_window import MainWindow
 
 
+@pytest.mark.expected_warnings(r"^Not moving 1 file\(s\) to the trash: .* changed since it was listed$")
 def test_keeper_edited_after_listing_is_not_trusted(
     window: MainWindow, controller: LibraryController, photos: Path, qtbot: QtBot, monkeypatch: pytest.MonkeyPatch
 ) -> None:

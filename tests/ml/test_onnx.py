@@ -213,10 +213,11 @@ def test_indexer_through_ort_matches_torch(model_home: Path, tmp_path: Path, tin
     try:
         library.catalog.add_root(folder)
         indexer = library.indexer(require_model=True, batch_size=4)
-        assert isinstance(indexer.encoder, ClipEncoder)
-        assert indexer.encoder.runtime["image"] == "ONNX Runtime fp32 on cpu"
+        assert indexer.encoder is None  # loaded by the first photo that needs it
         for _ in indexer.sync():
             pass
+        assert isinstance(indexer.encoder, ClipEncoder)
+        assert indexer.encoder.runtime["image"] == "ONNX Runtime fp32 on cpu"
         ids, vectors = library.catalog.vectors(library.settings.model)
         assert len(ids) == len(photos)
         rows = library.catalog.photos_by_ids([int(i) for i in ids])
@@ -224,7 +225,7 @@ def test_indexer_through_ort_matches_torch(model_home: Path, tmp_path: Path, tin
         for photo_id in ids.tolist():
             path = Path(rows[int(photo_id)].path)
             decoded = decode_photo(path.read_bytes(), name=path.name, min_side=tiny_torch_encoder.image_size, mtime=0.0)
-            reference.append(tiny_torch_encoder.prepare(decoded.image))
+            reference.append(tiny_torch_encoder.prepare(decoded.image, **decoded.geometry))
         expected = tiny_torch_encoder.encode_images(np.stack(reference))
         assert _cosines(np.asarray(vectors, dtype=np.float32), expected).min() >= 0.9999
     finally:

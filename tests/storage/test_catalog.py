@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -27,7 +28,7 @@ def test_new_catalog_is_at_current_schema_in_wal_mode(catalog: Catalog) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "c.sqlite3"
     Catalog.open(path).close()
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(KnownError, match="newer photoembed"):
         Catalog.open(path)
@@ -123,3 +124,34 @@ def test_taken_range_covers_readable_photos_with_a_date(catalog: Catalog, tmp_pa
                              info=PhotoInfo(taken=taken))
     catalog.upsert_photo(root_id=root.id, path="/bad.jpg", size=1, mtime_ns=1, content_hash=None, error="bad")
     assert catalog.taken_range() == (100.0, 300.0)
+
+
+def test_open_connections_lists_each_thread_connection_until_close(tmp_path: Path) -> None:
+    import threading
+
+    from photoembed.storage.catalog import open_connections
+
+    before = {info.serial for info in open_connections()}
+    catalog = Catalog.open(tmp_path / "c.sqlite3")
+    worker = threading.Thread(target=lambda: catalog.db.execute("SELECT 1"), name="reader")
+    worker.start()
+    worker.join()
+    mine = [info for info in open_connections() if info.serial not in before]
+    assert sorted(info.thread for info in mine) == ["MainThread", "reader"]
+    assert all(info.path == str(tmp_path / "c.sqlite3") and not info.collected for info in mine)
+    assert "test_open_connections_lists_each_thread_connection_until_close" in mine[0].opened_at
+    catalog.close()
+    assert [info for info in open_connections() if info.serial not in before] == []
+
+
+def test_a_refused_migration_leaves_no_connection_open(tmp_path: Path) -> None:
+    from photoembed.storage.catalog import open_connections
+
+    path = tmp_path / "c.sqlite3"
+    Catalog.open(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    before = {info.serial for info in open_connections()}
+    with pytest.raises(KnownError):
+        Catalog.open(path)
+    assert [info for info in open_connections() if info.serial not in before] == []

@@ -115,6 +115,7 @@ def test_network_file_system_is_polled(tmp_path: Path, monkeypatch: pytest.Monke
         watcher.stop()
 
 
+@pytest.mark.expected_warnings(r"natively .*; polling it instead")
 def test_native_failure_falls_back_to_polling(tmp_path: Path) -> None:
     def failing() -> BaseObserver:
         raise OSError(errno.EMFILE, "inotify instance limit reached")

@@ -235,6 +235,7 @@ def test_file_kept_open_for_writing_is_held_until_closed(root: Path, start_servi
     assert (row.state, row.size) == ("ok", len(data))
 
 
+@pytest.mark.expected_warnings(r"natively .*; polling it instead")
 def test_polling_fallback_when_native_watching_fails(root: Path, start_service: Start) -> None:
     def no_inotify() -> BaseObserver:
         raise OSError(errno.ENOSPC, "inotify watch limit reached")
@@ -273,6 +274,7 @@ def test_reconcile_on_demand_fixes_missed_events(root: Path, start_service: Star
     running.wait_event(lambda e: e.kind == "indexed" and e.reconcile and e.added == 1, what="the reconcile")
 
 
+@pytest.mark.expected_warnings(r"^File-system events were lost under .*; reconciling$")
 def test_inotify_overflow_triggers_a_reconcile(root: Path, catalog: Catalog, start_service: Start) -> None:
     make_photo(root / "a.jpg", seed=1)
     running = start_service()
@@ -286,6 +288,7 @@ def test_inotify_overflow_triggers_a_reconcile(root: Path, catalog: Catalog, sta
     running.wait_paths({"a.jpg"})
 
 
+@pytest.mark.expected_warnings(r"^File-system events were lost under .*; reconciling$")
 def test_full_event_queue_falls_back_to_reconcile(root: Path, start_service: Start) -> None:
     running = start_service(options=_options(queue_size=4))
     for i in range(20):
