@@ -11,6 +11,7 @@ from typing import Any
 
 from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
+from photoembed.core.offline import OfflineRegistry
 from photoembed.errors import Cancelled
 from photoembed.watch.state import read_watch_state
 
@@ -105,6 +106,9 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
                 "embedded": report.embedded,
                 "failed": report.failed,
                 "offline_roots": [str(p) for p in report.offline_roots],
+                "offline_folders": [
+                    {"path": str(p), "reason": reason, "photos": kept} for p, reason, kept in report.offline_folders
+                ],
                 "model": indexer.model,
             }
         )
@@ -117,6 +121,8 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
             print(f"{report.failed} photos could not be read; `photoembed status` lists them with the reason.")
         for root in report.offline_roots:
             print(f"Folder not reachable, kept as it was: {root}")
+        for folder, reason, kept in report.offline_folders:
+            print(f"Folder offline ({reason}), its {kept} photos kept as they were: {folder}")
     return 0
 
 
@@ -127,6 +133,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     counts = library.catalog.counts(library.settings.model if model_installed else None)
     index_info: dict[str, Any] = library.vector_index.info(model) if model else {}
     per_root = library.catalog.root_counts()
+    offline = OfflineRegistry(library.catalog)
     roots = []
     for root in library.catalog.roots():
         readable, failed = per_root.get(root.id, (0, 0))
@@ -137,6 +144,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
                 "online": root.path.is_dir(),
                 "photos": readable,
                 "failed": failed,
+                "offline_folders": [
+                    {"path": f.path, "reason": f.reason,
+                     "photos": len(library.catalog.file_states(root.id, under=Path(f.path)))}
+                    for f in offline.offline(root.id)
+                ],
             }
         )
     failures = [{"path": str(f.path), "reason": f.reason} for f in library.catalog.failures()]
@@ -171,6 +183,8 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
             flags.append("protected")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         print(f"  {root['path']}  {root['photos']} photos{suffix}")
+        for folder in root["offline_folders"]:
+            print(f"    offline: {folder['path']} ({folder['reason']}); its {folder['photos']} photos are kept")
     print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
     if model:
         print(f"Model: {model} — {counts['embedded']} embedded, {counts['pending']} pending")

@@ -29,10 +29,12 @@ from PIL import Image
 
 from photoembed.config import Settings
 from photoembed.core.hashing import content_hash
-from photoembed.core.scanner import ScannedFile, ScanProblem, ScanRules, scan
+from photoembed.core.offline import OfflineRegistry
+from photoembed.core.scanner import ScanGap, ScanMount, ScannedFile, ScanProblem, ScanRules, mount_missing, scan
 from photoembed.errors import Cancelled, KnownError
 from photoembed.imaging.decode import decode_photo
 from photoembed.imaging.fingerprint import fingerprint
+from photoembed.imaging.safe_open import FileTooLargeError, read_regular
 from photoembed.ml.runtime import cpu_count
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.records import FileState, PhotoInfo, Root
@@ -93,6 +95,8 @@ class SyncReport:
     removed: int = 0
     failed: int = 0
     offline_roots: list[Path] = field(default_factory=list)
+    #: Folders below a root that could not be seen (path, reason, photos kept): their photos are kept.
+    offline_folders: list[tuple[Path, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -169,17 +173,34 @@ class Indexer:
         missing: dict[str, FileState] = {}
         seen_problems: list[tuple[Root, ScanProblem]] = []
         scanned = 0
+        all_roots = self.catalog.roots()
+        offline = OfflineRegistry(self.catalog)
         for root, start in scope:
             known = self.catalog.file_states(root.id, under=start)
             if not self._reachable(root, has_photos=bool(known) or start is not None):
                 logger.warning("Library folder %s is not reachable; keeping its photos until it is back", root.path)
                 self.report.offline_roots.append(root.path)
                 continue
-            if start is not None and not start.exists():
+            mounts = offline.mounts(root.id)
+            if start is not None and not start.exists() and not _under_unmounted(start, mounts):
                 missing.update(known)
                 continue
-            for item in scan(root.path, rules=self.rules, start=start):
+            nested = [r.path for r in all_roots if root.path in r.path.parents]  # their files are theirs
+            gaps: list[tuple[str, str]] = []
+            seen_mounts: list[str] = []
+            for item in scan(root.path, rules=self.rules, start=start, skip=nested, expected_mounts=mounts):
                 _check(cancel)
+                if isinstance(item, ScanMount):
+                    seen_mounts.append(item.path)
+                    continue
+                if isinstance(item, ScanGap):
+                    # Not deleted: out of sight (unreadable, or a drive unplugged). Its photos stay, offline.
+                    gaps.append((item.path, item.reason))
+                    kept = [p for p in known if p == item.path or p.startswith(item.path.rstrip(os.sep) + os.sep)]
+                    for path in kept:
+                        del known[path]
+                    self.report.offline_folders.append((Path(item.path), item.reason, len(kept)))
+                    continue
                 if isinstance(item, ScanProblem):
                     recorded = known.pop(item.path, None)
                     if recorded is None or recorded.state != "error":
@@ -192,7 +213,11 @@ class Indexer:
                 if state is None or _changed(state, item):
                     jobs.append(_Job(root.id, item.path, state))
             missing.update(known)
-        jobs.extend(self._pending_embeddings(jobs, missing))
+            offline.record(
+                root.id, scope=None if start is None else str(start), gaps=gaps, mounts=seen_mounts
+            )
+        out_of_sight = [str(p) for p in self.report.offline_roots] + [str(f[0]) for f in self.report.offline_folders]
+        jobs.extend(self._pending_embeddings(jobs, missing, out_of_sight))
         yield Progress("scan", scanned, scanned, message=f"{scanned} photos found, {len(jobs)} to index")
 
         if seen_problems:
@@ -255,8 +280,12 @@ class Indexer:
             self.catalog.set_meta(key, str(device))
         return True
 
-    def _pending_embeddings(self, jobs: Sequence[_Job], missing: dict[str, FileState]) -> list[_Job]:
-        """Readable photos with no vector for the current model (new model, or indexed without one)."""
+    def _pending_embeddings(
+        self, jobs: Sequence[_Job], missing: dict[str, FileState], out_of_sight: Sequence[str] = ()
+    ) -> list[_Job]:
+        """Readable photos with no vector for the current model (new model, or indexed without one).
+
+        Photos in offline folders wait: reading them now would find nothing and drop them."""
         if self.encoder is None:
             return []
         queued = {job.path for job in jobs}
@@ -265,6 +294,8 @@ class Indexer:
         for state in self.catalog.pending_photos(self.encoder.name):
             if state.path in queued or state.path in missing:
                 continue
+            if any(state.path == gone or state.path.startswith(gone.rstrip(os.sep) + os.sep) for gone in out_of_sight):
+                continue
             root_id = self._root_id_of(state.path, by_path)
             if root_id is not None:
                 pending.append(_Job(root_id, state.path, state))
@@ -272,11 +303,10 @@ class Indexer:
 
     @staticmethod
     def _root_id_of(path: str, roots: dict[int, Root]) -> int | None:
+        """The innermost root holding ``path`` (roots can nest in a library made before that was refused)."""
         as_path = Path(path)
-        for root_id, root in roots.items():
-            if root.path in as_path.parents:
-                return root_id
-        return None
+        owners = [(len(root.path.parts), root_id) for root_id, root in roots.items() if root.path in as_path.parents]
+        return max(owners)[1] if owners else None
 
     # -- ingest -------------------------------------------------------------------------------------
 
@@ -329,16 +359,27 @@ class Indexer:
         """Decode-pool thread: read once, hash, and decode only if these bytes are new to the catalog."""
         result = _Result(job)
         try:
-            with open(job.path, "rb") as handle:
-                stat_result = os.fstat(handle.fileno())
-                data = handle.read()
+            # Never a link, FIFO or device (replaced since the scan), never more than the size limit.
+            data, stat_result = read_regular(job.path)
         except FileNotFoundError:
             result.vanished = True
+            return result
+        except FileTooLargeError as exc:
+            result.size = exc.size
+            result.error = str(exc)
+            return result
+        except KnownError as exc:
+            result.error = str(exc)
             return result
         except OSError as exc:
             result.error = f"cannot read file: {exc.strerror or exc}"
             return result
         result.size, result.mtime_ns = stat_result.st_size, stat_result.st_mtime_ns
+        if not data:
+            # Known at once, without a hash lookup: every empty file shares one hash, so looking it up
+            # would walk every earlier empty file's row.
+            result.error = "file is empty"
+            return result
         result.content_hash = content_hash(data)
         known = self.catalog.known_hash(result.content_hash, self.model)
         if known is not None and (known[1] or self.encoder is None):
@@ -453,13 +494,18 @@ class Indexer:
         parts = [f"{r.added} added", f"{r.updated} updated", f"{r.moved} moved", f"{r.removed} removed"]
         if r.failed:
             parts.append(f"{r.failed} could not be read")
-        if r.offline_roots:
-            parts.append(f"{len(r.offline_roots)} folder(s) offline")
+        if r.offline_roots or r.offline_folders:
+            parts.append(f"{len(r.offline_roots) + len(r.offline_folders)} folder(s) offline")
         return ", ".join(parts)
 
 
 def _changed(state: FileState, item: ScannedFile) -> bool:
     return state.size != item.size or state.mtime_ns != item.mtime_ns
+
+
+def _under_unmounted(path: Path, mounts: set[str]) -> bool:
+    """Whether ``path`` lies in a folder that was a mount point and has lost its drive."""
+    return any((path == Path(m) or Path(m) in path.parents) and mount_missing(Path(m)) for m in mounts)
 
 
 def _check(cancel: threading.Event | None) -> None:
