@@ -20,6 +20,7 @@ with :meth:`ModelStore.install` (the path users take for local weights): speed d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -372,9 +373,12 @@ def _index_once(request: dict[str, Any]) -> dict[str, Any]:
 
     library = Library(Paths.resolve(request["home"]))
     try:
-        library.settings.model = request["model"]
-        library.settings.threads = int(request["threads"])
-        library.settings.use_gpu = request["device"] != "cpu"
+        library.settings = dataclasses.replace(
+            library.settings,
+            model=request["model"],
+            threads=int(request["threads"]),
+            use_gpu=request["device"] != "cpu",
+        )
         library.catalog.add_root(Path(request["folder"]))
         t0 = time.perf_counter()
         indexer = library.indexer(require_model=True, batch_size=int(request["batch_size"]))
