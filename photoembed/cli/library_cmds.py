@@ -12,6 +12,7 @@ from typing import Any
 from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
 from photoembed.core.offline import OfflineRegistry
+from photoembed.core.writer_lock import WriterLock
 from photoembed.errors import Cancelled
 from photoembed.watch.state import read_watch_state
 
@@ -29,6 +30,9 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
         "index", help="bring the index up to date with every folder (Ctrl-C stops; the next run resumes)"
     )
     index.add_argument("--batch-size", type=int, default=16, help="photos per model batch (default 16)")
+    index.add_argument(
+        "--wait", action="store_true", help="when another index or watch is writing the library, wait for it"
+    )
     index.set_defaults(handler=cmd_index)
 
     status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
@@ -80,6 +84,15 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
             "finding but not embedded for search. Get them with `photoembed model download` or "
             "`photoembed model install FILE`.\n"
         )
+    writer = WriterLock(library.paths.data, command="photoembed index")
+    writer.acquire(wait_s=float("inf") if args.wait else 0.0)  # one writer per library
+    try:
+        return _index_locked(args, library)
+    finally:
+        writer.release()
+
+
+def _index_locked(args: argparse.Namespace, library: Any) -> int:
     indexer = library.indexer(batch_size=args.batch_size)
     progress = ProgressLine()
     cancel = threading.Event()
@@ -169,6 +182,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         "model_installed": model_installed,
         "index": index_info,
         "watcher": watcher,
+        "writer": _writer(library),
         "home": str(library.paths.data.parent),
     }
     if args.json:
@@ -185,6 +199,8 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         print(f"  {root['path']}  {root['photos']} photos{suffix}")
         for folder in root["offline_folders"]:
             print(f"    offline: {folder['path']} ({folder['reason']}); its {folder['photos']} photos are kept")
+    if status["writer"] is not None:
+        print(f"Being written by {status['writer']['description']}")
     print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
     if model:
         print(f"Model: {model} — {counts['embedded']} embedded, {counts['pending']} pending")
@@ -202,3 +218,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
             print(f"  … and {len(failures) - 50} more (use --json for all)")
     return 0
 
+
+
+def _writer(library: Any) -> dict[str, Any] | None:
+    """Who holds the library's writer lock now (status only looks: it never waits for it)."""
+    holder = WriterLock(library.paths.data, command="").holder()
+    if holder is None:
+        return None
+    return {"pid": holder.pid, "command": holder.command, "since": holder.since, "description": holder.describe()}

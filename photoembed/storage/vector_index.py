@@ -466,7 +466,7 @@ def write_index_atomically(index: Any, path: Path) -> tuple[int, str]:
         # Written through Python's file object, so a full disk raises OSError(ENOSPC), not a RuntimeError
         # from faiss's own writer that front ends cannot tell from a bug.
         with os.fdopen(fd, "wb") as handle:
-            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))
+            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # type: ignore[attr-defined]
             handle.flush()
             os.fsync(handle.fileno())
         size = os.path.getsize(tmp)

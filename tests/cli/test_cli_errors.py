@@ -45,10 +45,9 @@ def test_garbled_catalog_names_the_file_and_what_to_do(capsys: pytest.CaptureFix
 
 
 def test_sqlite_errors_are_told_by_their_code() -> None:
-    try:
+    with pytest.raises(sqlite3.Error) as syntax:
         sqlite3.connect(":memory:").execute("PRAGMA no_such_thing = ;")
-    except sqlite3.Error as exc:
-        assert "cannot be used" in catalog_problem(exc, "C")
+    assert "cannot be used" in catalog_problem(syntax.value, "C")
     full = sqlite3.OperationalError("whatever the text")
     full.sqlite_errorcode = 13  # type: ignore[attr-defined]
     assert "full" in catalog_problem(full, "C")
@@ -150,7 +149,7 @@ def test_full_disk_during_index_is_one_sentence(
         make_photo(tmp_path / "photos" / f"p{i}.jpg", seed=i, size=(64, 48))
     assert main(["add", str(tmp_path / "photos")]) == 0
     # Fill the file system, leaving no room for the photos' rows.
-    with (tmpfs / "filler").open("wb") as handle, pytest.raises(OSError):  # noqa: PT012
+    with (tmpfs / "filler").open("wb") as handle, pytest.raises(OSError, match="No space"):  # noqa: PT012
         while True:
             handle.write(b"\0" * 65536)
             handle.flush()
@@ -168,7 +167,7 @@ def test_full_disk_while_writing_the_faiss_index_is_an_oserror(tmpfs: Path) -> N
 
     index = faiss.IndexFlatIP(64)
     index.add(np.random.default_rng(0).random((20000, 64), dtype=np.float32))  # ~5 MB > the 4 MB tmpfs
-    with pytest.raises(OSError) as caught:
+    with pytest.raises(OSError, match="No space") as caught:
         write_index_atomically(index, tmpfs / "x.faiss")
     assert caught.value.errno == 28
     assert list(tmpfs.iterdir()) == []  # the temp file is gone too
