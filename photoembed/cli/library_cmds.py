@@ -192,7 +192,8 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     for root in roots:
         flags = [] if root["online"] else ["offline"]
         if root["watch"] is not None:
-            flags.append(f"watched: {root['watch']['mode']}")
+            why = root["watch"].get("reason")
+            flags.append(f"watched: {root['watch']['mode']}" + (f" ({why})" if why else ""))
         if root["protected"]:
             flags.append("protected")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
