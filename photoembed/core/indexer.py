@@ -365,7 +365,7 @@ class Indexer:
             result.vanished = True
             return result
         except FileTooLargeError as exc:
-            result.size = exc.size
+            result.size, result.mtime_ns = exc.size, exc.mtime_ns  # recorded as is: not retried every scan
             result.error = str(exc)
             return result
         except KnownError as exc:

@@ -42,12 +42,14 @@ class FileTooLargeError(KnownError):
     Attributes:
         size: the file's size in bytes.
         limit: the limit in bytes.
+        mtime_ns: the file's modification time (so the caller can record it and not retry it every scan).
     """
 
-    def __init__(self, message: str, *, size: int, limit: int) -> None:
+    def __init__(self, message: str, *, size: int, limit: int, mtime_ns: int = 0) -> None:
         super().__init__(message)
         self.size = size
         self.limit = limit
+        self.mtime_ns = mtime_ns
 
 
 def describe_mode(mode: int) -> str:
@@ -111,16 +113,17 @@ def read_regular(path: str | os.PathLike[str], *, limit: int = MAX_PHOTO_BYTES) 
     """
     with open_regular(path) as (handle, info):
         if info.st_size > limit:
-            raise _too_large(info.st_size, limit)
+            raise _too_large(info.st_size, limit, info.st_mtime_ns)
         data = handle.read(limit + 1)  # bounded even if the file grows while it is read
         if len(data) > limit:
-            raise _too_large(len(data), limit)
+            raise _too_large(len(data), limit, info.st_mtime_ns)
         return data, info
 
 
-def _too_large(size: int, limit: int) -> FileTooLargeError:
+def _too_large(size: int, limit: int, mtime_ns: int) -> FileTooLargeError:
     return FileTooLargeError(
         f"file too large to read ({size / 2**20:,.0f} MiB; the limit is {limit / 2**20:,.0f} MiB)",
         size=size,
         limit=limit,
+        mtime_ns=mtime_ns,
     )
