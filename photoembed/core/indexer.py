@@ -12,6 +12,7 @@ moved, copied, or unchanged after a touch) are never decoded again.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import logging
@@ -188,6 +189,7 @@ class Indexer:
             nested = [r.path for r in all_roots if root.path in r.path.parents]  # their files are theirs
             gaps: list[tuple[str, str]] = []
             seen_mounts: list[str] = []
+            known_sorted: list[str] | None = None
             for item in scan(root.path, rules=self.rules, start=start, skip=nested, expected_mounts=mounts):
                 _check(cancel)
                 if isinstance(item, ScanMount):
@@ -196,10 +198,9 @@ class Indexer:
                 if isinstance(item, ScanGap):
                     # Not deleted: out of sight (unreadable, or a drive unplugged). Its photos stay, offline.
                     gaps.append((item.path, item.reason))
-                    kept = [p for p in known if p == item.path or p.startswith(item.path.rstrip(os.sep) + os.sep)]
-                    for path in kept:
-                        del known[path]
-                    self.report.offline_folders.append((Path(item.path), item.reason, len(kept)))
+                    known_sorted = known_sorted if known_sorted is not None else sorted(known)
+                    kept = _pop_under(known, known_sorted, item.path)
+                    self.report.offline_folders.append((Path(item.path), item.reason, kept))
                     continue
                 if isinstance(item, ScanProblem):
                     recorded = known.pop(item.path, None)
@@ -501,6 +502,20 @@ class Indexer:
 
 def _changed(state: FileState, item: ScannedFile) -> bool:
     return state.size != item.size or state.mtime_ns != item.mtime_ns
+
+
+def _pop_under(known: dict[str, FileState], ordered: list[str], folder: str) -> int:
+    """Remove from ``known`` the paths at or below ``folder`` (``ordered``: known's paths, sorted); count them."""
+    prefix = folder.rstrip(os.sep) + os.sep
+    count = 0
+    if known.pop(folder, None) is not None:
+        count += 1
+    for path in ordered[bisect.bisect_left(ordered, prefix) :]:
+        if not path.startswith(prefix):
+            break
+        if known.pop(path, None) is not None:
+            count += 1
+    return count
 
 
 def _under_unmounted(path: Path, mounts: set[str]) -> bool:
