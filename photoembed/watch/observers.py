@@ -226,7 +226,7 @@ class RootWatcher:
         polling_factory: ObserverFactory,
         force_polling: bool = False,
         clock: Callable[[], float] = time.time,
-        probe: WatchProbe = inotify_probe,
+        probe: WatchProbe | None = None,
     ) -> None:
         self.root = root
         self.sink = sink
@@ -235,7 +235,7 @@ class RootWatcher:
         self.force_polling = force_polling
         self.clock = clock
         self.state = RootState(root, "starting", since=clock())
-        self.probe = probe
+        self.probe = probe if probe is not None else inotify_probe
         self._observer: BaseObserver | None = None
         self._identity: FolderIdentity | None = None
         self._was_mount_point = False
