@@ -16,7 +16,7 @@ from typing import Protocol, TypeVar
 import numpy as np
 
 from photoembed.config import Settings
-from photoembed.core.hashing import content_hash
+from photoembed.core.hashing import file_hash
 from photoembed.dedup import keeper
 from photoembed.dedup.engine import DuplicateEngine, EngineOptions, FingerprintTable, RawCluster
 from photoembed.dedup.records import TIERS, Cluster, ClusterPhoto, DedupProgress, TrashItem, TrashPlan
@@ -293,7 +293,9 @@ class DedupService:
             return f"{path} changed since it was listed"
         if item.content_hash is not None:
             try:
-                digest = content_hash(path.read_bytes())
+                digest = file_hash(path)  # streamed, never through a link, FIFO or device
+            except KnownError as exc:  # not a regular file any more
+                return f"{path} changed since it was listed ({exc})"
             except OSError as exc:
                 return f"{path} cannot be read ({exc.strerror})"
             if digest != item.content_hash:
