@@ -13,7 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -144,10 +144,64 @@ SETTINGS_SCHEMA_VERSION = 2
 # The inference engines (photoembed.ml.engine.RUNTIME_SETTINGS, repeated here: config sits below ml).
 RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 
+#: More torch threads than this is a typo, not a machine (and torch fails in ways that blame the weights).
+MAX_THREADS = 1024
 
-@dataclass
+
+class SettingsError(KnownError):
+    """A setting has the wrong type or an out-of-range value.
+
+    Attributes:
+        key: the setting's name, as in settings.json.
+    """
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+def _type_name(value: object) -> str:
+    return "null" if value is None else f"{type(value).__name__} {json.dumps(value, default=str)[:40]}"
+
+
+def _as_str(key: str, value: object) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(key, f'setting "{key}" must be a text, not {_type_name(value)}')
+    return value
+
+
+def _as_bool(key: str, value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingsError(key, f'setting "{key}" must be true or false, not {_type_name(value)}')
+    return value
+
+
+def _as_int(key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise SettingsError(key, f'setting "{key}" must be a whole number, not {_type_name(value)}')
+    return value
+
+
+def _as_float(key: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SettingsError(key, f'setting "{key}" must be a number, not {_type_name(value)}')
+    return float(value)
+
+
+def _as_strings(key: str, value: object) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, list | tuple):
+        raise SettingsError(key, f'setting "{key}" must be a list of texts, not {_type_name(value)}')
+    for item in value:
+        if not isinstance(item, str):
+            raise SettingsError(key, f'setting "{key}" must be a list of texts; it holds {_type_name(item)}')
+    return tuple(value)
+
+
+@dataclass(frozen=True)
 class Settings:
-    """User preferences. Every field has a default, so a missing file means "all defaults".
+    """User preferences: an immutable, type-checked value. Every field has a default, so a missing file
+    means "all defaults". Change settings by making a new value (``dataclasses.replace``) and replacing the
+    old one as a whole.
 
     Attributes:
         model: the embedding model, as ``ARCH/PRETRAINED_TAG`` (open_clip names).
@@ -163,15 +217,18 @@ class Settings:
             exists or can be made, else torch), ``"torch"``, ``"onnx"``, or the opt-in ``"onnx-int8"``
             (ONNX Runtime dynamic quantisation of the image tower; its vectors are stored apart from exact
             ones). GPUs always run torch.
+
+    Raises:
+        SettingsError: (on construction) a value of the wrong type; see :meth:`validate` for ranges.
     """
 
     schema_version: int = SETTINGS_SCHEMA_VERSION
     model: str = DEFAULT_MODEL
-    excluded_patterns: list[str] = field(default_factory=lambda: list(DEFAULT_EXCLUDED_PATTERNS))
+    excluded_patterns: tuple[str, ...] = DEFAULT_EXCLUDED_PATTERNS
     include_hidden: bool = False
     similar_threshold: float = 0.92
     similar_time_window_s: float = 0.0
-    keeper_criteria: list[str] = field(default_factory=lambda: list(DEFAULT_KEEPER_CRITERIA))
+    keeper_criteria: tuple[str, ...] = DEFAULT_KEEPER_CRITERIA
     threads: int = 0
     use_gpu: bool = True
     runtime: str = "auto"
@@ -182,20 +239,46 @@ class Settings:
         runtime (its vectors are not exact, so they never mix with others; photoembed.ml.engine.embedding_key)."""
         return f"{self.model}@ort-int8" if self.runtime == "onnx-int8" else self.model
 
+    def __post_init__(self) -> None:
+        checked = {
+            "schema_version": _as_int("schema_version", self.schema_version),
+            "model": _as_str("model", self.model),
+            "excluded_patterns": _as_strings("excluded_patterns", self.excluded_patterns),
+            "include_hidden": _as_bool("include_hidden", self.include_hidden),
+            "similar_threshold": _as_float("similar_threshold", self.similar_threshold),
+            "similar_time_window_s": _as_float("similar_time_window_s", self.similar_time_window_s),
+            "keeper_criteria": _as_strings("keeper_criteria", self.keeper_criteria),
+            "threads": _as_int("threads", self.threads),
+            "use_gpu": _as_bool("use_gpu", self.use_gpu),
+            "runtime": _as_str("runtime", self.runtime),
+        }
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)  # lists become tuples: the value stays immutable
+
     def validate(self) -> None:
-        """Raise KnownError on out-of-range values (a hand-edited file, say)."""
+        """Raise SettingsError on out-of-range values (a hand-edited file, say)."""
         if not 0.0 < self.similar_threshold <= 1.0:
-            raise KnownError(f"similar_threshold must be in (0, 1], not {self.similar_threshold}")
-        if self.threads < 0:
-            raise KnownError(f"threads must be 0 (automatic) or more, not {self.threads}")
+            raise SettingsError(
+                "similar_threshold", f"similar_threshold must be in (0, 1], not {self.similar_threshold}"
+            )
+        if self.similar_time_window_s < 0:
+            raise SettingsError(
+                "similar_time_window_s", f"similar_time_window_s must be 0 or more, not {self.similar_time_window_s}"
+            )
+        if not 0 <= self.threads <= MAX_THREADS:
+            raise SettingsError(
+                "threads", f"threads must be 0 (automatic) or a count up to {MAX_THREADS}, not {self.threads}"
+            )
         if self.runtime not in RUNTIMES:
-            raise KnownError(f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")
+            raise SettingsError("runtime", f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")
         unknown = set(self.keeper_criteria) - set(DEFAULT_KEEPER_CRITERIA)
         if unknown:
-            raise KnownError(f"Unknown keeper criteria: {', '.join(sorted(unknown))}")
+            raise SettingsError("keeper_criteria", f"Unknown keeper criteria: {', '.join(sorted(unknown))}")
+        if not self.model.strip():
+            raise SettingsError("model", "model must name an embedding model")
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
 
 
 # Each step upgrades the raw dict from version N to N+1. Steps are applied in order on a copy, so a
@@ -220,32 +303,44 @@ _SETTINGS_MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1
 
 
 def load_settings(paths: Paths) -> Settings:
-    """Read settings.json, upgrading old versions; defaults where the file is absent."""
+    """Read settings.json, upgrading old versions; defaults where the file is absent.
+
+    Raises:
+        SettingsError: a setting of the wrong type or out of range (the message names the file and key).
+        KnownError: the file cannot be read or is not a JSON object.
+    """
     path = paths.settings_file
-    if not path.exists():
-        return Settings()
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise KnownError(f"Cannot read settings from {path}: {exc}") from exc
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return Settings()
+    except OSError as exc:
+        raise KnownError(f"Cannot read settings from {path}: {exc.strerror or exc}") from exc
+    try:
+        raw = json.loads(text)
+    except ValueError as exc:
+        raise KnownError(f"Settings file {path} is not valid JSON ({exc}); fix it or delete it") from exc
     if not isinstance(raw, dict):
-        raise KnownError(f"Settings file {path} does not hold a JSON object")
-    version = int(raw.get("schema_version", 1))
-    if version > SETTINGS_SCHEMA_VERSION:
-        raise KnownError(
-            f"Settings file {path} was written by a newer photoembed (schema {version}); please upgrade"
-        )
-    upgraded = dict(raw)
-    while version < SETTINGS_SCHEMA_VERSION:
-        upgraded = _SETTINGS_MIGRATIONS[version](upgraded)
-        version += 1
-        upgraded["schema_version"] = version
-    known = {f.name for f in dataclasses.fields(Settings)}
-    ignored = set(upgraded) - known
-    if ignored:
-        logger.warning("Ignoring unknown settings in %s: %s", path, ", ".join(sorted(ignored)))
-    settings = Settings(**{k: v for k, v in upgraded.items() if k in known})
-    settings.validate()
+        raise KnownError(f"Settings file {path} does not hold a JSON object; fix it or delete it")
+    try:
+        version = _as_int("schema_version", raw.get("schema_version", 1))
+        if version > SETTINGS_SCHEMA_VERSION:
+            raise KnownError(
+                f"Settings file {path} was written by a newer photoembed (schema {version}); please upgrade"
+            )
+        upgraded = dict(raw)
+        while version < SETTINGS_SCHEMA_VERSION:
+            upgraded = _SETTINGS_MIGRATIONS[version](upgraded)
+            version += 1
+            upgraded["schema_version"] = version
+        known = {f.name for f in dataclasses.fields(Settings)}
+        ignored = set(upgraded) - known
+        if ignored:
+            logger.warning("Ignoring unknown settings in %s: %s", path, ", ".join(sorted(ignored)))
+        settings = Settings(**{k: v for k, v in upgraded.items() if k in known})
+        settings.validate()
+    except SettingsError as exc:
+        raise SettingsError(exc.key, f"In {path}, {exc}; fix that line or delete it for the default") from exc
     return settings
 
 

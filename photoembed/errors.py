@@ -22,5 +22,19 @@ class ModelMismatchError(KnownError):
     """The stored index was built with another model than the one loaded."""
 
 
+class NestedRootError(KnownError):
+    """A library folder cannot be added inside another one, or around it.
+
+    Attributes:
+        outer: the folder that holds the other.
+        inner: the folder inside it.
+    """
+
+    def __init__(self, message: str, *, outer: object, inner: object) -> None:
+        super().__init__(message)
+        self.outer = outer
+        self.inner = inner
+
+
 class Cancelled(PhotoembedError):
     """A long job stopped because its caller asked it to."""

@@ -24,6 +24,7 @@ with :meth:`ModelStore.install` (the path users take for local weights): speed d
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -416,10 +417,13 @@ def _index_once(request: dict[str, Any]) -> dict[str, Any]:
 
     library = Library(Paths.resolve(request["home"]))
     try:
-        library.settings.model = request["model"]
-        library.settings.threads = int(request["threads"])
-        library.settings.use_gpu = request["device"] != "cpu"
-        library.settings.runtime = request["runtime"]
+        library.settings = dataclasses.replace(
+            library.settings,
+            model=request["model"],
+            threads=int(request["threads"]),
+            use_gpu=request["device"] != "cpu",
+            runtime=request["runtime"],
+        )
         library.catalog.add_root(Path(request["folder"]))
         t0 = time.perf_counter()
         indexer = library.indexer(require_model=True, batch_size=int(request["batch_size"]))

@@ -39,6 +39,9 @@ def register_bench(bench_subparsers: Any) -> None:
     )
     parser.add_argument("--photos", type=int, default=10_000, help="library size (default 10000)")
     parser.add_argument("--rounds", type=int, default=3, help="no-change syncs to time (default 3)")
+    parser.add_argument(
+        "--empty", action="store_true", help="empty .jpg files (each recorded as failed) instead of JPEGs"
+    )
     parser.add_argument("--workdir", type=Path, help="keep the generated library here (default: a temp folder)")
     parser.set_defaults(handler=cmd_bench_rescan)
 
@@ -48,8 +51,9 @@ def cmd_bench_rescan(args: argparse.Namespace, library_factory: Callable[[], Any
         workdir = args.workdir or Path(scratch)
         photos = workdir / "photos"
         started = time.perf_counter()
-        made = _generate(photos, args.photos)
-        print(f"library: {args.photos} JPEGs in {photos} ({made} generated in {time.perf_counter() - started:.1f} s)")
+        made = _generate(photos, args.photos, empty=args.empty)
+        kind = "empty files" if args.empty else "JPEGs"
+        print(f"library: {args.photos} {kind} in {photos} ({made} generated in {time.perf_counter() - started:.1f} s)")
         paths = Paths.resolve(workdir / "home")
         paths.ensure()
         model = _share_model(library_factory, paths)
@@ -58,7 +62,9 @@ def cmd_bench_rescan(args: argparse.Namespace, library_factory: Callable[[], Any
             catalog.add_root(photos)
             started = time.perf_counter()
             first = Indexer(catalog=catalog, settings=Settings(), encoder=None, vector_index=None).run()
-            print(f"first sync (catalogue, no model): {time.perf_counter() - started:.2f} s, {first.added} added")
+            took = time.perf_counter() - started
+            print(f"first sync (catalogue, no model): {took:.2f} s, {first.added} added, {first.failed} failed "
+                  f"({args.photos / took:,.0f} files/s)")
             timings = []
             for _ in range(args.rounds):
                 started = time.perf_counter()
@@ -132,7 +138,7 @@ def _time_process(paths: Paths, photos: int, rounds: int, model: str | None) -> 
           f"(a bare interpreter start: {bare:.3f} s); heavy modules imported: {', '.join(heavy) or 'none'}")
 
 
-def _generate(folder: Path, count: int) -> int:
+def _generate(folder: Path, count: int, *, empty: bool = False) -> int:
     rng = np.random.default_rng(0)
     made = 0
     for index in range(count):
@@ -140,6 +146,10 @@ def _generate(folder: Path, count: int) -> int:
         if path.exists():
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
+        if empty:
+            path.touch()
+            made += 1
+            continue
         Image.fromarray(rng.integers(0, 255, (24, 32, 3), dtype=np.uint8)).save(path, quality=70)
         made += 1
     return made

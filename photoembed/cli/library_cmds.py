@@ -11,6 +11,8 @@ from typing import Any
 
 from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
+from photoembed.core.offline import OfflineRegistry
+from photoembed.core.writer_lock import WriterLock
 from photoembed.dedup.store import DedupStore
 from photoembed.errors import Cancelled
 from photoembed.watch.state import read_watch_state
@@ -29,6 +31,9 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
         "index", help="bring the index up to date with every folder (Ctrl-C stops; the next run resumes)"
     )
     index.add_argument("--batch-size", type=int, default=16, help="photos per model batch (default 16)")
+    index.add_argument(
+        "--wait", action="store_true", help="when another index or watch is writing the library, wait for it"
+    )
     index.set_defaults(handler=cmd_index)
 
     status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
@@ -81,6 +86,15 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
             "finding but not embedded for search. Get them with `photoembed model download` or "
             "`photoembed model install FILE`.\n"
         )
+    writer = WriterLock(library.paths.data, command="photoembed index")
+    writer.acquire(wait_s=float("inf") if args.wait else 0.0)  # one writer per library
+    try:
+        return _index_locked(args, library)
+    finally:
+        writer.release()
+
+
+def _index_locked(args: argparse.Namespace, library: Any) -> int:
     indexer = library.indexer(batch_size=args.batch_size)
     progress = ProgressLine()
     cancel = threading.Event()
@@ -107,6 +121,9 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
                 "embedded": report.embedded,
                 "failed": report.failed,
                 "offline_roots": [str(p) for p in report.offline_roots],
+                "offline_folders": [
+                    {"path": str(p), "reason": reason, "photos": kept} for p, reason, kept in report.offline_folders
+                ],
                 "model": indexer.model,
             }
         )
@@ -119,6 +136,8 @@ def cmd_index(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
             print(f"{report.failed} photos could not be read; `photoembed status` lists them with the reason.")
         for root in report.offline_roots:
             print(f"Folder not reachable, kept as it was: {root}")
+        for folder, reason, kept in report.offline_folders:
+            print(f"Folder offline ({reason}), its {kept} photos kept as they were: {folder}")
     return 0
 
 
@@ -131,6 +150,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     counts = library.catalog.counts(model)
     index_info: dict[str, Any] = library.vector_index.info(model) if model else {}
     per_root = library.catalog.root_counts()
+    offline = OfflineRegistry(library.catalog)
     roots = []
     for root in library.catalog.roots():
         readable, failed = per_root.get(root.id, (0, 0))
@@ -141,6 +161,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
                 "online": root.path.is_dir(),
                 "photos": readable,
                 "failed": failed,
+                "offline_folders": [
+                    {"path": f.path, "reason": f.reason,
+                     "photos": len(library.catalog.file_states(root.id, under=Path(f.path)))}
+                    for f in offline.offline(root.id)
+                ],
             }
         )
     protected = sorted(
@@ -167,6 +192,7 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
         "runtime": plan.to_json() if plan is not None else None,
         "index": index_info,
         "watcher": watcher,
+        "writer": _writer(library),
         "home": str(library.paths.data.parent),
     }
     if args.json:
@@ -176,11 +202,16 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
     for root in roots:
         flags = [] if root["online"] else ["offline"]
         if root["watch"] is not None:
-            flags.append(f"watched: {root['watch']['mode']}")
+            why = root["watch"].get("reason")
+            flags.append(f"watched: {root['watch']['mode']}" + (f" ({why})" if why else ""))
         if root["protected"]:
             flags.append("protected")
         suffix = f"  [{', '.join(flags)}]" if flags else ""
         print(f"  {root['path']}  {root['photos']} photos{suffix}")
+        for folder in root["offline_folders"]:
+            print(f"    offline: {folder['path']} ({folder['reason']}); its {folder['photos']} photos are kept")
+    if status["writer"] is not None:
+        print(f"Being written by {status['writer']['description']}")
     if protected:
         print(f"Protected (never proposed for removal): {', '.join(protected)}")
     print(f"Photos: {counts['photos']} known, {counts['ok']} readable, {len(failures)} failed")
@@ -205,3 +236,11 @@ def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int
             print(f"  … and {len(failures) - 50} more (use --json for all)")
     return 0
 
+
+
+def _writer(library: Any) -> dict[str, Any] | None:
+    """Who holds the library's writer lock now (status only looks: it never waits for it)."""
+    holder = WriterLock(library.paths.data, command="").holder()
+    if holder is None:
+        return None
+    return {"pid": holder.pid, "command": holder.command, "since": holder.since, "description": holder.describe()}

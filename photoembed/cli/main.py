@@ -8,9 +8,11 @@ so ``photoembed --help`` stays instant (no torch, no faiss, no SQLite).
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
+import sqlite3
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -113,6 +115,50 @@ def _run_external(entry: Callable[[list[str]], int]) -> Handler:
     return handler
 
 
+# sqlite3's primary result codes (https://sqlite.org/rescode.html), read from the exception's own field.
+_SQLITE_READONLY, _SQLITE_IOERR, _SQLITE_CORRUPT, _SQLITE_FULL, _SQLITE_CANTOPEN, _SQLITE_NOTADB = 8, 10, 11, 13, 14, 26
+
+
+def _catalog_path(home: str | None) -> str:
+    from photoembed.config import Paths
+
+    try:
+        return str(Paths.resolve(home).catalog)
+    except OSError:
+        return "the catalog"
+
+
+def catalog_problem(exc: sqlite3.Error, catalog: str) -> str:
+    """One sentence for an SQLite failure, chosen by its result code (never by its message)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    if primary in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
+        return (
+            f"the catalog {catalog} is damaged (not a readable database); restore it from a backup, or move "
+            "it away, then `photoembed add` your folders and `photoembed index` to rebuild it"
+        )
+    if primary == _SQLITE_FULL:
+        return f"the disk holding {catalog} is full; free some space and run the command again"
+    if primary in (_SQLITE_READONLY, _SQLITE_CANTOPEN):
+        return (
+            f"cannot write the catalog {catalog} (read-only folder or file system?); make it writable, "
+            "or choose another home with --home"
+        )
+    if primary == _SQLITE_IOERR:
+        return f"the disk holding {catalog} failed to read or write ({exc}); check the drive"
+    return f"the catalog {catalog} cannot be used: {exc}"
+
+
+def environment_problem(exc: OSError) -> str | None:
+    """One sentence for an OSError that is the environment's doing (full disk, read-only), else None."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        return f"the disk is full{where}; free some space and run the command again"
+    if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return f"photoembed cannot write{where}: {exc.strerror}; make it writable, or use another --home"
+    return None
+
+
 def configure_logging(verbosity: int) -> None:
     level = logging.WARNING if verbosity <= 0 else logging.INFO if verbosity == 1 else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
@@ -144,14 +190,24 @@ def main(argv: Sequence[str] | None = None, *, external_benchmarks: Sequence[Ext
         return handler(args, library_factory)
     except KnownError as exc:
         return fail(str(exc))
-    except KeyboardInterrupt:
-        sys.stderr.write("\nInterrupted.\n")
-        return 130
     except BrokenPipeError:
         # `photoembed search ... | head` closes stdout early; that is not an error.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
+    except sqlite3.Error as exc:
+        return fail(catalog_problem(exc, _catalog_path(args.home)))
+    except OSError as exc:
+        sentence = environment_problem(exc)
+        if sentence is None:
+            raise
+        return fail(sentence)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nInterrupted.\n")
+        return 130
     finally:
         for library in opened:
-            library.close()
+            try:
+                library.close()
+            except (sqlite3.Error, OSError) as exc:  # the command's own outcome was already told
+                logger.warning("Could not close the library cleanly: %s", exc)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Callable
@@ -218,7 +219,7 @@ def _activate_if_first(library: Any, name: str, *, had_weights: bool) -> bool:
     """Make ``name`` the active model when no model had weights before (the user's first model)."""
     if had_weights or library.settings.model == name:
         return False
-    library.settings.model = name
+    library.settings = dataclasses.replace(library.settings, model=name)
     library.save_settings()
     return True
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from photoembed.cli.output import fail
 from photoembed.cli.progress import ProgressLine
+from photoembed.core.writer_lock import WriterLock
 
 
 def register(subparsers: Any, bench_subparsers: Any) -> None:
@@ -37,6 +38,9 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
         help="index a burst of changes once nothing changed for this long (default 1.5, at least 0.6: "
         "the two halves of a move can arrive half a second apart)",
     )
+    watch.add_argument(
+        "--wait", action="store_true", help="when another index or watch is writing the library, wait for it"
+    )
     watch.set_defaults(handler=cmd_watch)
 
     from photoembed.bench.watch_stress import register_bench
@@ -45,9 +49,6 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
 
 
 def cmd_watch(args: argparse.Namespace, library_factory: Callable[[], Any]) -> int:
-    from photoembed.core.indexer import Progress
-    from photoembed.watch.events import WatchEvent, WatchOptions
-    from photoembed.watch.service import WatchService
 
     library = library_factory()
     roots = library.catalog.roots()
@@ -58,6 +59,19 @@ def cmd_watch(args: argparse.Namespace, library_factory: Callable[[], Any]) -> i
             f"photoembed: no weights for model {library.settings.model}; new photos are catalogued for "
             "duplicate finding but not embedded for search. Get them with `photoembed model download`.\n"
         )
+    writer = WriterLock(library.paths.data, command="photoembed watch")
+    writer.acquire(wait_s=float("inf") if args.wait else 0.0)  # one writer per library
+    try:
+        return _watch_locked(args, library, roots)
+    finally:
+        writer.release()
+
+
+def _watch_locked(args: argparse.Namespace, library: Any, roots: list[Any]) -> int:
+    from photoembed.core.indexer import Progress
+    from photoembed.watch.events import WatchEvent, WatchOptions
+    from photoembed.watch.service import WatchService
+
     options = WatchOptions(
         poll_interval_s=max(0.5, args.poll_interval), quiet_s=max(0.6, args.quiet_period)
     )

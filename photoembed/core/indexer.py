@@ -21,6 +21,7 @@ failed ("internal error: ...", traceback in the log) and the batch goes on.
 
 from __future__ import annotations
 
+import bisect
 import collections
 import contextlib
 import logging
@@ -38,10 +39,12 @@ from PIL import Image
 
 from photoembed.config import Settings
 from photoembed.core.hashing import content_hash
-from photoembed.core.scanner import ScannedFile, ScanProblem, ScanRules, scan
+from photoembed.core.offline import OfflineRegistry
+from photoembed.core.scanner import ScanGap, ScanMount, ScannedFile, ScanProblem, ScanRules, mount_missing, scan
 from photoembed.errors import Cancelled, KnownError
 from photoembed.imaging.decode import decode_photo
 from photoembed.imaging.fingerprint import fingerprint
+from photoembed.imaging.safe_open import FileTooLargeError, read_regular
 from photoembed.ml.runtime import cpu_count
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.records import FileState, PhotoInfo, Root
@@ -155,6 +158,8 @@ class SyncReport:
     removed: int = 0
     failed: int = 0
     offline_roots: list[Path] = field(default_factory=list)
+    #: Folders below a root that could not be seen (path, reason, photos kept): their photos are kept.
+    offline_folders: list[tuple[Path, str, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -285,17 +290,34 @@ class Indexer:
         missing: dict[str, FileState] = {}
         seen_problems: list[tuple[Root, ScanProblem]] = []
         scanned = 0
+        all_roots = self.catalog.roots()
+        offline = OfflineRegistry(self.catalog)
         for root, start in scope:
             known = self.catalog.file_states(root.id, under=start)
             if not self._reachable(root, has_photos=bool(known) or start is not None):
                 logger.warning("Library folder %s is not reachable; keeping its photos until it is back", root.path)
                 self.report.offline_roots.append(root.path)
                 continue
-            if start is not None and not start.exists():
+            mounts = offline.mounts(root.id)
+            if start is not None and not start.exists() and not _under_unmounted(start, mounts):
                 missing.update(known)
                 continue
-            for item in scan(root.path, rules=self.rules, start=start):
+            nested = [r.path for r in all_roots if root.path in r.path.parents]  # their files are theirs
+            gaps: list[tuple[str, str]] = []
+            seen_mounts: list[str] = []
+            known_sorted: list[str] | None = None
+            for item in scan(root.path, rules=self.rules, start=start, skip=nested, expected_mounts=mounts):
                 _check(cancel)
+                if isinstance(item, ScanMount):
+                    seen_mounts.append(item.path)
+                    continue
+                if isinstance(item, ScanGap):
+                    # Not deleted: out of sight (unreadable, or a drive unplugged). Its photos stay, offline.
+                    gaps.append((item.path, item.reason))
+                    known_sorted = known_sorted if known_sorted is not None else sorted(known)
+                    kept = _pop_under(known, known_sorted, item.path)
+                    self.report.offline_folders.append((Path(item.path), item.reason, kept))
+                    continue
                 if isinstance(item, ScanProblem):
                     recorded = known.pop(item.path, None)
                     if recorded is None or recorded.state != "error":
@@ -308,7 +330,11 @@ class Indexer:
                 if state is None or _changed(state, item):
                     jobs.append(_Job(root.id, item.path, state))
             missing.update(known)
-        jobs.extend(self._pending_embeddings(jobs, missing))
+            offline.record(
+                root.id, scope=None if start is None else str(start), gaps=gaps, mounts=seen_mounts
+            )
+        out_of_sight = [str(p) for p in self.report.offline_roots] + [str(f[0]) for f in self.report.offline_folders]
+        jobs.extend(self._pending_embeddings(jobs, missing, out_of_sight))
         yield Progress("scan", scanned, scanned, message=f"{scanned} photos found, {len(jobs)} to index")
 
         if seen_problems:
@@ -374,8 +400,12 @@ class Indexer:
             self.catalog.set_meta(key, str(device))
         return True
 
-    def _pending_embeddings(self, jobs: Sequence[_Job], missing: dict[str, FileState]) -> list[_Job]:
-        """Readable photos with no vector for the current model (new model, or indexed without one)."""
+    def _pending_embeddings(
+        self, jobs: Sequence[_Job], missing: dict[str, FileState], out_of_sight: Sequence[str] = ()
+    ) -> list[_Job]:
+        """Readable photos with no vector for the current model (new model, or indexed without one).
+
+        Photos in offline folders wait: reading them now would find nothing and drop them."""
         if self.model is None:
             return []
         queued = {job.path for job in jobs}
@@ -384,6 +414,8 @@ class Indexer:
         for state in self.catalog.pending_photos(self.model):
             if state.path in queued or state.path in missing:
                 continue
+            if any(state.path == gone or state.path.startswith(gone.rstrip(os.sep) + os.sep) for gone in out_of_sight):
+                continue
             root_id = self._root_id_of(state.path, by_path)
             if root_id is not None:
                 pending.append(_Job(root_id, state.path, state))
@@ -391,11 +423,10 @@ class Indexer:
 
     @staticmethod
     def _root_id_of(path: str, roots: dict[int, Root]) -> int | None:
+        """The innermost root holding ``path`` (roots can nest in a library made before that was refused)."""
         as_path = Path(path)
-        for root_id, root in roots.items():
-            if root.path in as_path.parents:
-                return root_id
-        return None
+        owners = [(len(root.path.parts), root_id) for root_id, root in roots.items() if root.path in as_path.parents]
+        return max(owners)[1] if owners else None
 
     # -- ingest -------------------------------------------------------------------------------------
 
@@ -474,16 +505,27 @@ class Indexer:
     def _read_one(self, job: _Job) -> _Result:
         result = _Result(job)
         try:
-            with open(job.path, "rb") as handle:
-                stat_result = os.fstat(handle.fileno())
-                data = handle.read()
+            # Never a link, FIFO or device (replaced since the scan), never more than the size limit.
+            data, stat_result = read_regular(job.path)
         except FileNotFoundError:
             result.vanished = True
+            return result
+        except FileTooLargeError as exc:
+            result.size, result.mtime_ns = exc.size, exc.mtime_ns  # recorded as is: not retried every scan
+            result.error = str(exc)
+            return result
+        except KnownError as exc:
+            result.error = str(exc)
             return result
         except OSError as exc:
             result.error = f"cannot read file: {exc.strerror or exc}"
             return result
         result.size, result.mtime_ns = stat_result.st_size, stat_result.st_mtime_ns
+        if not data:
+            # Known at once, without a hash lookup: every empty file shares one hash, so looking it up
+            # would walk every earlier empty file's row.
+            result.error = "file is empty"
+            return result
         result.content_hash = content_hash(data)
         known = self.catalog.known_hash(result.content_hash, self.model)
         if known is not None and (known[1] or self.model is None):
@@ -609,13 +651,32 @@ class Indexer:
         parts = [f"{r.added} added", f"{r.updated} updated", f"{r.moved} moved", f"{r.removed} removed"]
         if r.failed:
             parts.append(f"{r.failed} could not be read")
-        if r.offline_roots:
-            parts.append(f"{len(r.offline_roots)} folder(s) offline")
+        if r.offline_roots or r.offline_folders:
+            parts.append(f"{len(r.offline_roots) + len(r.offline_folders)} folder(s) offline")
         return ", ".join(parts)
 
 
 def _changed(state: FileState, item: ScannedFile) -> bool:
     return state.size != item.size or state.mtime_ns != item.mtime_ns
+
+
+def _pop_under(known: dict[str, FileState], ordered: list[str], folder: str) -> int:
+    """Remove from ``known`` the paths at or below ``folder`` (``ordered``: known's paths, sorted); count them."""
+    prefix = folder.rstrip(os.sep) + os.sep
+    count = 0
+    if known.pop(folder, None) is not None:
+        count += 1
+    for path in ordered[bisect.bisect_left(ordered, prefix) :]:
+        if not path.startswith(prefix):
+            break
+        if known.pop(path, None) is not None:
+            count += 1
+    return count
+
+
+def _under_unmounted(path: Path, mounts: set[str]) -> bool:
+    """Whether ``path`` lies in a folder that was a mount point and has lost its drive."""
+    return any((path == Path(m) or Path(m) in path.parents) and mount_missing(Path(m)) for m in mounts)
 
 
 def _check(cancel: threading.Event | None) -> None:

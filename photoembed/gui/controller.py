@@ -13,6 +13,7 @@ Threads:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -695,7 +696,7 @@ class LibraryController(QObject):
 
         def done(installed: str) -> None:
             if installed != library.settings.model:
-                library.settings.model = installed
+                library.settings = dataclasses.replace(library.settings, model=installed)
                 self.save_settings(library.settings)
             self._model_ready(f"Model {installed} installed")
 

@@ -82,7 +82,7 @@ class SettingsDialog(QDialog):
         self.keepers = QListWidget(self)
         self.keepers.setDragDropMode(QAbstractItemView.DragDropMode.InternalMove)
         self.keepers.setToolTip("Drag to reorder: the first rule that tells two photos apart decides")
-        for key in self._settings.keeper_criteria + [
+        for key in [*self._settings.keeper_criteria] + [
             k for k in DEFAULT_KEEPER_CRITERIA if k not in self._settings.keeper_criteria
         ]:
             item = QListWidgetItem(KEEPER_LABELS.get(key, key))
@@ -226,10 +226,12 @@ class SettingsDialog(QDialog):
             model=model,
             similar_threshold=round(self.threshold.value(), 4),
             similar_time_window_s=float(self.window_s.value()),
-            keeper_criteria=[
+            keeper_criteria=tuple(
                 str(self.keepers.item(i).data(Qt.ItemDataRole.UserRole)) for i in range(self.keepers.count())
-            ],
-            excluded_patterns=[line.strip() for line in self.excluded.toPlainText().splitlines() if line.strip()],
+            ),
+            excluded_patterns=tuple(
+                line.strip() for line in self.excluded.toPlainText().splitlines() if line.strip()
+            ),
             include_hidden=self.hidden.isChecked(),
             threads=self.threads.value(),
             use_gpu=self.gpu.isChecked(),

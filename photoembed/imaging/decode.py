@@ -51,6 +51,7 @@ from photoembed.imaging.metadata import (
     oriented_size,
     read_exif,
 )
+from photoembed.imaging.safe_open import FileTooLargeError, UnsafeFileError, read_regular
 from photoembed.storage.records import PhotoInfo
 
 logger = logging.getLogger(__name__)
@@ -211,7 +212,9 @@ def load_thumbnail(path: Path, *, size: int) -> Image.Image:
     if size < 1:
         raise ValueError(f"size must be >= 1, not {size}")
     try:
-        data = path.read_bytes()
+        data, _info = read_regular(path)
+    except (UnsafeFileError, FileTooLargeError) as exc:
+        raise DecodeError(str(exc)) from exc
     except OSError as exc:
         raise DecodeError(f"cannot read the file ({exc.strerror or exc})") from exc
     image = _decode(data, name=path.name, target=(size, size), oversample=1).image

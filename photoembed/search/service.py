@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from photoembed.errors import KnownError, ModelMismatchError
+from photoembed.imaging.safe_open import read_regular
 from photoembed.search.filters import SearchFilters, allowed_photo_ids
 from photoembed.search.query import QueryTerm, parse_query
 
@@ -218,8 +219,11 @@ class SearchService:
         if stored is not None:
             return stored
         try:
-            data = path.read_bytes()
-            mtime = path.stat().st_mtime
+            # The user named this path, so a link is followed once (resolve); a FIFO or device is refused.
+            data, info = read_regular(path.resolve())
+            mtime = info.st_mtime
+        except KnownError as exc:  # not a regular file, or too large
+            raise KnownError(f"Cannot use {path} as a query photo: {exc}") from exc
         except OSError as exc:
             raise KnownError(f"Cannot read the query photo {path}: {exc.strerror or exc}") from exc
         try:

@@ -37,7 +37,7 @@ from types import FrameType
 
 import numpy as np
 
-from photoembed.errors import KnownError
+from photoembed.errors import KnownError, NestedRootError
 from photoembed.storage.records import Failure, FileState, Photo, PhotoInfo, Root
 from photoembed.storage.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -328,8 +328,23 @@ class Catalog:
     # -- roots --------------------------------------------------------------------------------------
 
     def add_root(self, path: Path) -> Root:
-        """Add a root folder; adding one twice returns the existing root."""
+        """Add a root folder; adding one twice returns the existing root.
+
+        Raises:
+            NestedRootError: the folder is inside a root of the library, or holds one.
+        """
         path = path.resolve()
+        for other in self.roots():
+            if other.path in path.parents:
+                raise NestedRootError(
+                    f"{path} is inside {other.path}, which is already a library folder: its photos are "
+                    "already indexed", outer=other.path, inner=path,
+                )
+            if path in other.path.parents:
+                raise NestedRootError(
+                    f"{path} holds {other.path}, which is already a library folder: remove that one first "
+                    f"(`photoembed remove {other.path}`), then add {path}", outer=path, inner=other.path,
+                )
         with self.transaction() as db:
             db.execute(
                 "INSERT OR IGNORE INTO roots(path, protected, added_at) VALUES (?, 0, ?)", (db_path(path), time.time())

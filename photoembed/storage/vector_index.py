@@ -937,10 +937,12 @@ def write_index_atomically(index: Any, path: Path) -> tuple[int, str]:
     import faiss
 
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
     try:
-        faiss.write_index(index, tmp)
-        with open(tmp, "rb+") as handle:
+        # Written through Python's file object, so a full disk raises OSError(ENOSPC), not a RuntimeError
+        # from faiss's own writer that front ends cannot tell from a bug.
+        with os.fdopen(fd, "wb") as handle:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(handle.write))  # type: ignore[attr-defined]
+            handle.flush()
             os.fsync(handle.fileno())
         size = os.path.getsize(tmp)
         checksum = _file_xxh3(Path(tmp))

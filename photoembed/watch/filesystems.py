@@ -111,3 +111,71 @@ def is_mount_point(path: Path) -> bool:
         return os.path.ismount(path)
     except OSError:
         return False
+
+
+# -- folder identity ---------------------------------------------------------------------------------
+
+FolderIdentity = tuple[int, int, int | None, int | None]
+
+_FS_IOC_GETVERSION = 0x80087601  # _IOR('v', 1, long): the inode's generation number (ext4, btrfs, xfs...)
+_AT_FDCWD = -100
+_STATX_BTIME = 0x800
+_STATX_BTIME_OFFSET = 80  # struct statx: stx_btime follows mask, blksize, attributes, ..., stx_atime
+
+
+def folder_identity(path: Path) -> FolderIdentity:
+    """What tells this folder from another one later created at the same path.
+
+    ``(st_dev, st_ino)`` alone is not enough: ext4 hands a freed inode number to the next ``mkdir``, so a
+    folder deleted and re-created reads as the same. The inode's generation number (which the file system
+    changes whenever it reuses an inode) and the birth time (statx; ``st_birthtime`` on macOS and BSD) are
+    added where the system gives them; either tells the two apart.
+
+    Raises:
+        OSError: the folder cannot be reached.
+    """
+    info = os.stat(path)
+    return info.st_dev, info.st_ino, _generation(path), _birth_time_ns(path, info)
+
+
+def _generation(path: Path) -> int | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    import fcntl
+    import struct
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        raw = fcntl.ioctl(fd, _FS_IOC_GETVERSION, b"\0" * 8)
+    except OSError:  # not supported by this file system (tmpfs, FUSE...)
+        return None
+    finally:
+        os.close(fd)
+    return int(struct.unpack("q", raw)[0]) & 0xFFFFFFFF
+
+
+def _birth_time_ns(path: Path, info: os.stat_result) -> int | None:
+    birth = getattr(info, "st_birthtime_ns", None) or getattr(info, "st_birthtime", None)
+    if birth is not None:
+        return int(birth if isinstance(birth, int) else birth * 1e9)
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+    import struct
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        statx = libc.statx
+    except (OSError, AttributeError):  # glibc < 2.28, or another libc
+        return None
+    buf = ctypes.create_string_buffer(256)
+    if statx(_AT_FDCWD, os.fsencode(path), 0, _STATX_BTIME, buf) != 0:
+        return None
+    mask = struct.unpack_from("I", buf, 0)[0]
+    if not mask & _STATX_BTIME:
+        return None
+    seconds, nanos = struct.unpack_from("qI", buf, _STATX_BTIME_OFFSET)
+    return int(seconds) * 1_000_000_000 + int(nanos)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import queue
@@ -22,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from watchdog.events import (
     DirCreatedEvent,
@@ -41,7 +43,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from photoembed.watch.events import RawEvent, RawKind, RootState, WatchMode
-from photoembed.watch.filesystems import is_mount_point, mount_of
+from photoembed.watch.filesystems import FolderIdentity, folder_identity, is_mount_point, mount_of
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,44 @@ EVENT_FILTER: list[type[FileSystemEvent]] = [
 ]
 
 ObserverFactory = Callable[[], BaseObserver]
+
+#: Tries to add (and at once removes) an inotify watch on a folder; raises OSError when it cannot.
+WatchProbe = Callable[[str], None]
+
+
+def inotify_probe(path: str) -> None:
+    """Raise OSError (ENOSPC: watch limit, EMFILE: instance limit) when no inotify watch can be added now.
+
+    watchdog adds a watch on each folder created below a watched root, but ignores a failure to do so: at
+    the watch limit the new folder's photos would never be seen. Probing with a watch of our own, right
+    after watchdog tried, tells that the limit is reached. A no-op where inotify does not exist.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    libc = _libc()
+    fd = libc.inotify_init1(os.O_CLOEXEC | os.O_NONBLOCK)
+    if fd < 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+    try:
+        wd = libc.inotify_add_watch(fd, os.fsencode(path), _IN_CREATE)
+        if wd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err), path)
+    finally:
+        os.close(fd)  # drops the probe's watch too
+
+
+_IN_CREATE = 0x00000100
+
+
+@functools.cache
+def _libc() -> Any:
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
 
 
 class EventSink:
@@ -141,18 +181,23 @@ def translate(event: FileSystemEvent, *, expects_close: bool) -> RawEvent | None
 
 
 class _Handler(FileSystemEventHandler):
-    """Observer thread: translate and queue, nothing else."""
+    """Observer thread: translate and queue, nothing else (and tell ``on_new_folder`` of new folders)."""
 
-    def __init__(self, root: str, sink: EventSink, *, expects_close: bool) -> None:
+    def __init__(
+        self, root: str, sink: EventSink, *, expects_close: bool, on_new_folder: Callable[[str], None] | None = None
+    ) -> None:
         super().__init__()
         self.root = root
         self.sink = sink
         self.expects_close = expects_close
+        self.on_new_folder = on_new_folder
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         raw = translate(event, expects_close=self.expects_close)
         if raw is not None:
             self.sink.put(raw, root=self.root)
+            if raw.is_dir and self.on_new_folder is not None and raw.kind in ("created", "moved"):
+                self.on_new_folder(raw.dest or raw.path)
 
 
 def native_observer() -> BaseObserver:
@@ -175,6 +220,7 @@ class RootWatcher:
         native_factory: builds the native observer (injectable: tests force failures with it).
         polling_factory: builds the polling observer.
         force_polling: poll even where native events would work.
+        probe: checks that an inotify watch can still be added (injectable: tests force the watch limit).
         clock: wall-clock seconds for :attr:`RootState.since`.
 
     Thread contract: start, stop and check from the watch service's thread only.
@@ -189,6 +235,7 @@ class RootWatcher:
         polling_factory: ObserverFactory,
         force_polling: bool = False,
         clock: Callable[[], float] = time.time,
+        probe: WatchProbe | None = None,
     ) -> None:
         self.root = root
         self.sink = sink
@@ -197,9 +244,13 @@ class RootWatcher:
         self.force_polling = force_polling
         self.clock = clock
         self.state = RootState(root, "starting", since=clock())
+        self.probe = probe if probe is not None else inotify_probe
         self._observer: BaseObserver | None = None
-        self._identity: tuple[int, int] | None = None
+        self._identity: FolderIdentity | None = None
         self._was_mount_point = False
+        # Set (from an observer thread) when a folder created below the root could not get a watch: from
+        # then on the root is polled, for the rest of this watcher's life.
+        self._native_lost: str | None = None
 
     @property
     def mode(self) -> WatchMode:
@@ -211,14 +262,15 @@ class RootWatcher:
         if not self.present():
             return self._set("offline", "folder not reachable; its photos are kept until it is back")
         try:
-            info = os.stat(self.root)
+            self._identity = folder_identity(self.root)
         except OSError as exc:
             return self._set("offline", f"folder not reachable: {exc.strerror or exc}")
-        self._identity = (info.st_dev, info.st_ino)
         self._was_mount_point = self._was_mount_point or is_mount_point(self.root)
         reason = ""
         if self.force_polling:
             reason = "polling requested"
+        elif self._native_lost is not None:
+            reason = self._native_lost
         else:
             mount = mount_of(self.root)
             if mount is not None and mount.remote:
@@ -226,7 +278,11 @@ class RootWatcher:
         if not reason:
             try:
                 self._observer = self._launch(self.native_factory, expects_close=sys.platform.startswith("linux"))
+                # watchdog ignores folders below the root that it could not watch: at the limit, some may
+                # have none. One more watch of our own tells whether the limit was reached.
+                self.probe(str(self.root))
             except OSError as exc:
+                self.stop()
                 reason = _native_failure(exc)
                 logger.warning("Cannot watch %s natively (%s); polling it instead", self.root, reason)
             else:
@@ -241,7 +297,10 @@ class RootWatcher:
     def _launch(self, factory: ObserverFactory, *, expects_close: bool) -> BaseObserver:
         observer = factory()
         try:
-            handler = _Handler(str(self.root), self.sink, expects_close=expects_close)
+            handler = _Handler(
+                str(self.root), self.sink, expects_close=expects_close,
+                on_new_folder=self._check_new_folder if factory is self.native_factory else None,
+            )
             observer.schedule(handler, str(self.root), recursive=True, event_filter=EVENT_FILTER)
             observer.start()
         except BaseException:
@@ -249,6 +308,22 @@ class RootWatcher:
                 observer.stop()
             raise
         return observer
+
+    def _check_new_folder(self, path: str) -> None:
+        """Observer thread: a folder appeared below the root; make sure it could be watched."""
+        if self._native_lost is not None:
+            return
+        try:
+            self.probe(path)
+        except FileNotFoundError:
+            return  # gone already: nothing to watch
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                return
+            self._native_lost = f"{_native_failure(exc)}; new folders could not be watched, so polling instead"
+            logger.warning("Cannot watch %s natively any more (%s)", path, self._native_lost)
+            self.sink.lost(str(self.root))  # reconcile: what landed in the unwatched folder gets indexed
+            self.sink.wake()
 
     def stop(self) -> None:
         observer, self._observer = self._observer, None
@@ -282,12 +357,15 @@ class RootWatcher:
         reader = getattr(observer, "_inotify_fd", None)
         if isinstance(reader, threading.Thread) and not reader.is_alive():
             return False
+        if self._native_lost is not None and self.state.mode == "native":
+            return False  # the watch limit was reached: restart as polling
         try:
-            info = os.stat(self.root)
+            identity = folder_identity(self.root)
         except OSError:
             return False
-        # Deleted and re-created (or replaced by a move) since we started: the old watch sees nothing.
-        return (info.st_dev, info.st_ino) == self._identity
+        # Deleted and re-created (or replaced by a move) since we started: the old watch sees nothing. The
+        # identity includes the inode's generation or birth time, since ext4 reuses inode numbers.
+        return identity == self._identity
 
     def _set(self, mode: WatchMode, reason: str) -> RootState:
         if mode != self.state.mode or reason != self.state.reason:

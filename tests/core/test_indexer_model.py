@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -75,9 +76,10 @@ def test_photos_catalogued_without_a_model_are_embedded_once_it_is_installed(
         assert library.indexer().run().added == 7  # no weights: catalogued, not embedded
         assert library.catalog.counts(library.settings.model)["embedded"] == 0
         files = write_tiny_model(tmp_path / "weights")
-        library.settings.model = ModelStore(paths.models, paths.model_downloads).install(
+        installed = ModelStore(paths.models, paths.model_downloads).install(
             files.weights_path, name=files.model_name, config=files.config_path
         )
+        library.settings = dataclasses.replace(library.settings, model=installed)
         report = library.indexer().run()
         assert (report.added, report.embedded) == (0, 7)
     finally:
@@ -90,7 +92,7 @@ def test_changing_the_model_reembeds_and_models_never_mix(library: Library, phot
     first = library.settings.model
     other = write_tiny_model(tmp_path / "other", seed=1)
     second = library.models.install(other.weights_path, name=other.model_name, config=other.config_path)
-    library.settings.model = second
+    library.settings = dataclasses.replace(library.settings, model=second)
     save_settings(library.paths, library.settings)
     fresh = Library(library.paths)
     try:

@@ -232,7 +232,7 @@ def test_sixteen_bit_is_scaled_not_clipped() -> None:
 
 def test_float_tiff() -> None:
     array = np.full((8, 8), 0.5, dtype=np.float32)
-    image = decode(encode(Image.fromarray(array, mode="F"), "TIFF"), "f.tif").image
+    image = decode(encode(Image.fromarray(array), "TIFF"), "f.tif").image  # float32: mode "F"
     assert close(image.getpixel((4, 4)), (128, 128, 128), tolerance=1)  # type: ignore[arg-type]
 
 

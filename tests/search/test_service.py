@@ -164,6 +164,18 @@ def test_unreadable_query_photo(lib: Lib, tmp_path: Path) -> None:
         service.search(str(tmp_path / "missing.jpg"))
 
 
+def test_fifo_or_device_as_query_photo_is_refused_without_hanging(lib: Lib, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.jpg"
+    os.mkfifo(fifo)
+    service = service_for(lib, image=lib.encoder)
+    with pytest.raises(KnownError, match="FIFO"):
+        service.similar(fifo)  # a plain open() would block here for ever
+    link = tmp_path / "zero.jpg"
+    link.symlink_to("/dev/zero")
+    with pytest.raises(KnownError, match="character device"):
+        service.similar(link)  # read whole, /dev/zero never ends
+
+
 def test_library_indexed_with_another_model(lib: Lib, store: tuple[ModelStore, str, str]) -> None:
     other = ClipEncoder.load(store[0], store[2], device="cpu", threads=1, towers=("text",))
     try:

@@ -216,9 +216,11 @@ def test_crash_while_writing_keeps_the_old_index(
     index.refresh(MODEL)
     files = {p.name: p.read_bytes() for p in (tmp_path / "index").iterdir()}
 
-    def crashing_write(_index: object, path: str) -> None:
-        Path(path).write_bytes(b"half an index")
-        raise KeyboardInterrupt  # the process is being killed mid-write
+    real_write = faiss.write_index
+
+    def crashing_write(index: object, writer: object) -> None:
+        real_write(faiss.IndexFlatIP(16), writer)  # some bytes reach the temp file...
+        raise KeyboardInterrupt  # ...then the process is being killed mid-write
 
     fill(catalog, unit(rng, 5, 16), start=100)
     monkeypatch.setattr(faiss, "write_index", crashing_write)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -150,18 +151,115 @@ def test_unplugged_mount_point_is_offline_though_its_folder_remains(
         watcher.stop()
 
 
-def test_replaced_root_is_unhealthy(tmp_path: Path) -> None:
+@pytest.mark.parametrize("force_polling", [False, True], ids=["native", "polling"])
+def test_replaced_root_is_unhealthy(tmp_path: Path, force_polling: bool) -> None:
     root = tmp_path / "root"
     root.mkdir()
-    watcher = _watcher(root)
+    watcher = _watcher(root, force_polling=force_polling)
     try:
         watcher.start()
+        assert watcher.healthy()
         root.rmdir()
-        root.mkdir()  # same name, another folder: the old watch sees nothing of it
+        root.mkdir()  # same name, another folder (ext4 often gives it the same inode number)
         assert watcher.present()
+        # Checked at once, before the observer could hear of the deletion: the identity alone must tell.
         assert not watcher.healthy()
     finally:
         watcher.stop()
+
+
+def test_folder_identity_tells_a_recreated_folder_even_with_its_inode_number(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoembed.watch import filesystems
+
+    root = tmp_path / "root"
+    root.mkdir()
+    before = filesystems.folder_identity(root)
+    assert filesystems.folder_identity(root) == before  # stable while it lives
+    (root / "child").mkdir()  # its content changing does not change it
+    (root / "child").rmdir()
+    assert filesystems.folder_identity(root) == before
+    if before[2] is None and before[3] is None:
+        pytest.skip("this file system gives neither inode generations nor birth times")
+    root.rmdir()
+    root.mkdir()
+    after = filesystems.folder_identity(root)
+    # Force the collision ext4 produces at random: the same device and inode number.
+    real_stat = os.stat
+
+    def same_inode(path: object, *args: object, **kwargs: object) -> os.stat_result:
+        info = real_stat(path, *args, **kwargs)  # type: ignore[arg-type]
+        if Path(path) == root:  # type: ignore[arg-type]
+            values = list(info)
+            values[1] = before[1]
+            return os.stat_result(values)
+        return info
+
+    monkeypatch.setattr(filesystems.os, "stat", same_inode)
+    collided = filesystems.folder_identity(root)
+    assert collided[:2] == before[:2]
+    assert collided != before
+    assert collided[2:] == after[2:]
+
+
+def _limit_probe(limit_hit: dict[str, bool]) -> observers.WatchProbe:
+    def probe(path: str) -> None:
+        if limit_hit["yes"]:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        observers.inotify_probe(path)
+
+    return probe
+
+
+def test_watch_limit_reached_for_a_new_folder_falls_back_to_polling(tmp_path: Path) -> None:
+    limit_hit = {"yes": False}
+    sink = EventSink()
+    watcher = RootWatcher(
+        tmp_path, sink=sink, polling_factory=lambda: PollingObserver(timeout=0.2), probe=_limit_probe(limit_hit)
+    )
+    try:
+        assert watcher.start().mode == "native"
+        limit_hit["yes"] = True  # from now on no watch can be added (fs.inotify.max_user_watches reached)
+        (tmp_path / "new folder").mkdir()
+        deadline = time.monotonic() + 10
+        while watcher.healthy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not watcher.healthy()
+        assert sink.take_lost() == {str(tmp_path)}  # the root is reconciled
+        state = watcher.start()
+        assert state.mode == "polling"
+        assert "watch limit" in state.reason
+        assert watcher.healthy()
+        sink.drain()
+        (tmp_path / "new folder" / "a.jpg").write_bytes(b"x")  # seen by polling
+        deadline = time.monotonic() + 10
+        seen: list[str] = []
+        while str(tmp_path / "new folder" / "a.jpg") not in seen and time.monotonic() < deadline:
+            seen += [e.path for e in sink.drain()]
+            time.sleep(0.05)
+        assert str(tmp_path / "new folder" / "a.jpg") in seen
+    finally:
+        watcher.stop()
+
+
+def test_watch_limit_reached_while_starting_polls_the_root(tmp_path: Path) -> None:
+    watcher = RootWatcher(
+        tmp_path, sink=EventSink(), polling_factory=lambda: PollingObserver(timeout=0.2),
+        probe=_limit_probe({"yes": True}),
+    )
+    try:
+        state = watcher.start()
+        assert state.mode == "polling"
+        assert "watch limit" in state.reason
+    finally:
+        watcher.stop()
+
+
+def test_real_inotify_probe_succeeds_below_the_limit(tmp_path: Path) -> None:
+    observers.inotify_probe(str(tmp_path))
+    with pytest.raises(FileNotFoundError):
+        observers.inotify_probe(str(tmp_path / "missing"))
 
 
 def test_mount_of_reads_proc_mounts(tmp_path: Path) -> None:

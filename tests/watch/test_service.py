@@ -252,6 +252,30 @@ def test_polling_fallback_when_native_watching_fails(root: Path, start_service: 
     running.wait_paths(set())
 
 
+def test_watch_limit_reached_while_watching_polls_and_indexes_the_new_folder(
+    root: Path, start_service: Start, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from photoembed.watch import observers
+
+    limit = {"reached": False}
+    real_probe = observers.inotify_probe
+
+    def probe(path: str) -> None:
+        if limit["reached"]:
+            raise OSError(errno.ENOSPC, "inotify watch limit reached")
+        real_probe(path)
+
+    monkeypatch.setattr(observers, "inotify_probe", probe)
+    running = start_service()
+    assert running.state().mode == "native"
+    limit["reached"] = True  # fs.inotify.max_user_watches is used up by other programs
+    (root / "new folder").mkdir()
+    state = running.wait_mode("polling")
+    assert "inotify watch limit" in state.reason
+    make_photo(root / "new folder" / "late.jpg", seed=3)  # in a folder native events would never see
+    running.wait_paths({"new folder/late.jpg"})
+
+
 def test_forced_polling(root: Path, start_service: Start) -> None:
     running = start_service(force_polling=True)
     assert running.state().mode == "polling"
