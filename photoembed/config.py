@@ -286,10 +286,14 @@ class Settings:
 def _keeper_rules_v2(raw: dict[str, Any]) -> dict[str, Any]:
     """Schema 1 -> 2: the keeper rules that find the original. The old default order becomes the new one; a
     user's own order keeps its renamed rules in place, then gains the new ones in their default order."""
-    old = raw.get("keeper_criteria")
-    if not isinstance(old, list) or old == _KEEPER_DEFAULT_V1:
-        raw.pop("keeper_criteria", None)
+    if "keeper_criteria" not in raw:
         return raw
+    old = raw["keeper_criteria"]
+    if old == _KEEPER_DEFAULT_V1:
+        raw.pop("keeper_criteria")
+        return raw
+    if not isinstance(old, list):
+        return raw  # a wrong type: the type check on load names the key
     order: list[str] = []
     for name in old:
         new = _KEEPER_RENAMED_V1.get(name, name) if isinstance(name, str) else None

@@ -58,8 +58,12 @@ class Library:
         self.paths = paths
         self.settings = settings if settings is not None else load_settings(paths)
         self.catalog = Catalog.open(paths.catalog)
-        self.models = ModelStore(paths.models, paths.model_downloads)
-        self.vector_index = VectorIndex(paths.index_dir, self.catalog)
+        try:
+            self.models = ModelStore(paths.models, paths.model_downloads)
+            self.vector_index = VectorIndex(paths.index_dir, self.catalog)
+        except BaseException:
+            self.catalog.close()
+            raise
         self.model_idle_s = model_idle_s
         self._encoders: dict[tuple[str, ...], ClipEncoder] = {}
         self._indexers: dict[int, Indexer] = {}

@@ -119,14 +119,12 @@ def test_after():
     KEEP.pop().close()
 """,
     )
-    result.assert_outcomes(passed=3, errors=2)
+    # A catalog dropped unclosed has its connections closed with it (the catalog owns them, and closes them
+    # when it is collected): only the one kept open leaks.
+    result.assert_outcomes(passed=3, errors=1)
     result.stdout.fnmatch_lines(
-        [
-            "*leaked SQLite connection #* to */kept.sqlite3, opened in thread 'MainThread' at "
-            "*test_keeps_it_open* (still open)",
-            "*leaked SQLite connection #* to */dropped.sqlite3*test_drops_it_unclosed*"
-            "(garbage-collected without close())",
-        ]
+        ["*leaked SQLite connection #* to */kept.sqlite3, opened in thread 'MainThread' at "
+         "*test_keeps_it_open* (still open)"]
     )
 
 

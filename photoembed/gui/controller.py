@@ -394,20 +394,39 @@ class LibraryController(QObject):
             service = WatchService.for_library(self.require())
             self._watch_service = service
 
+        library = self.require()
+
         def task(ctx: TaskContext) -> None:
             from photoembed.core.indexer import Progress
+            from photoembed.core.writer_lock import WriterBusyError, WriterLock
 
-            if watch:
-                # Builds the indexer (and loads the model) on this thread; yields sync progress and events.
-                items: Iterable[object] = service.run(cancel=ctx.cancel)
-            else:
-                items = self.require().indexer().sync(paths=scope, cancel=ctx.cancel)
-            for item in items:
-                if isinstance(item, Progress) and item.phase in ("scan", "index"):
-                    ctx.progress(item)  # thinned: the status bar needs at most 20 a second
+            # One writer per library: a `photoembed index` or `watch` beside the app makes it wait (said in
+            # the status), never embed the same photos twice.
+            writer = WriterLock(library.paths.data, command="photoembed (the app)")
+            holder = writer.holder()
+            if holder is not None:
+                ctx.emit(_LiveNote("error", f"The library is being written by {holder.describe()}: indexing "
+                                   "here starts when it ends"))
+            try:
+                writer.acquire(wait_s=float("inf"), poll_s=0.5, cancel=ctx.cancel)
+            except WriterBusyError:
+                if ctx.cancel.is_set():
+                    return  # stopped while waiting (pre-empted, paused or quitting)
+                raise
+            try:
+                if watch:
+                    # Builds the indexer (and loads the model) on this thread; yields sync progress and events.
+                    items: Iterable[object] = service.run(cancel=ctx.cancel)
                 else:
-                    ctx.emit(item)  # events and phase changes always arrive
-            ctx.flush()
+                    items = library.indexer().sync(paths=scope, cancel=ctx.cancel)
+                for item in items:
+                    if isinstance(item, Progress) and item.phase in ("scan", "index"):
+                        ctx.progress(item)  # thinned: the status bar needs at most 20 a second
+                    else:
+                        ctx.emit(item)  # events and phase changes always arrive
+                ctx.flush()
+            finally:
+                writer.release()
 
         self._set_running(True)
         self._live_job = self.runner.submit(
@@ -774,6 +793,14 @@ class _DeferredImageEncoder:
 
     def __getattr__(self, attribute: str) -> Any:
         raise NeedsImageModel(attribute)
+
+
+@dataclass(frozen=True)
+class _LiveNote:
+    """A message of the live job for the status area (``kind`` as the watch service's events use it)."""
+
+    kind: str
+    message: str
 
 
 @dataclass(frozen=True)

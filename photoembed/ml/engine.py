@@ -72,6 +72,7 @@ class OrtEngine:
     def load(self) -> None:
         import onnxruntime as ort
 
+        ort.disable_telemetry_events()  # private and offline: no usage events, whatever the build
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
         options.inter_op_num_threads = 1

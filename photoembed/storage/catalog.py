@@ -224,9 +224,13 @@ class Catalog:
                 conn = _connect(self.path)
             except sqlite3.Error as exc:
                 raise KnownError(f"Cannot open the catalog {self.path}: {exc}") from exc
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; safe with WAL
-            conn.execute("PRAGMA foreign_keys=ON")
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")  # durable at WAL checkpoints; safe with WAL
+                conn.execute("PRAGMA foreign_keys=ON")
+            except BaseException:
+                conn.close()  # a damaged or read-only catalog: never leave the connection behind
+                raise
             conn.row_factory = sqlite3.Row
             holder = _Connection(conn)
             self._local.conn = holder

@@ -67,6 +67,7 @@ def _run_with_timeout(target: object, timeout: float = 30.0) -> object:
 # -- item 8: unreadable folders and unplugged drives below a root ------------------------------------
 
 
+@pytest.mark.expected_warnings(r"Cannot list .* keeping the photos known there")
 def test_unreadable_subfolder_keeps_its_photos_offline(
     catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -346,6 +347,7 @@ def test_add_refuses_nested_roots_with_one_sentence(
     assert main(["add", str(outer)]) == 0  # the same folder again is not nesting
 
 
+@pytest.mark.expected_warnings(r"Cannot list .* keeping the photos known there")
 def test_status_lists_offline_folders(
     capsys: pytest.CaptureFixture[str], home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -74,6 +74,7 @@ def test_a_killed_holder_never_leaves_a_stale_lock(tmp_path: Path) -> None:
     lock.release()
 
 
+@pytest.mark.expected_warnings(r"Waiting for .* to finish writing this library")
 def test_waiting_writer_gets_the_lock_when_it_is_released(tmp_path: Path) -> None:
     first = WriterLock(tmp_path, command="first")
     first.acquire()

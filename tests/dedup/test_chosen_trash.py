@@ -26,6 +26,7 @@ def test_a_chosen_unique_photo_goes_to_the_trash_and_undo_brings_it_back(
     assert path.read_bytes() == before
 
 
+@pytest.mark.expected_warnings(r"Not moving 1 file\(s\) to the trash")
 def test_a_chosen_photo_that_changed_since_it_was_chosen_stays(library: PhotoLibrary, service: DedupService) -> None:
     path = save_scene(library.root / "only.jpg", 4, quality=90)
     library.add(path)
@@ -38,6 +39,7 @@ def test_a_chosen_photo_that_changed_since_it_was_chosen_stays(library: PhotoLib
     assert path.exists()
 
 
+@pytest.mark.expected_warnings(r"Not moving 1 file\(s\) to the trash")
 def test_duplicate_removal_without_a_kept_copy_is_still_refused(library: PhotoLibrary, service: DedupService) -> None:
     path = save_scene(library.root / "only.jpg", 6, quality=90)
     library.add(path)
@@ -49,6 +51,7 @@ def test_duplicate_removal_without_a_kept_copy_is_still_refused(library: PhotoLi
     assert path.exists()
 
 
+@pytest.mark.expected_warnings(r"Not moving 1 file\(s\) to the trash")
 def test_a_chosen_photo_in_a_protected_folder_stays(library: PhotoLibrary, service: DedupService) -> None:
     path = save_scene(library.root / "keep" / "only.jpg", 7, quality=90)
     library.add(path)

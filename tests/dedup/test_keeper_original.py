@@ -217,14 +217,14 @@ def test_old_settings_keep_the_users_order_under_the_new_names(tmp_path: Path) -
         encoding="utf-8",
     )
     order = load_settings(paths).keeper_criteria
-    assert order[:4] == ["earliest", "file_size", "resolution", "camera_metadata"]
+    assert list(order[:4]) == ["earliest", "file_size", "resolution", "camera_metadata"]
     assert sorted(order) == sorted(ORDER)
     paths.settings_file.write_text(
         '{"schema_version": 1, "keeper_criteria": ["resolution", "original_format", "file_size", "has_metadata", '
         '"sharpness", "older", "shorter_path"]}',
         encoding="utf-8",
     )
-    assert load_settings(paths).keeper_criteria == ORDER
+    assert list(load_settings(paths).keeper_criteria) == list(ORDER)
 
 
 # -- real files, decoded and catalogued as the indexer does, clustered by the service --------------------

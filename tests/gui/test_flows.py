@@ -294,3 +294,24 @@ def test_an_unreadable_query_photo_says_why_and_offers_to_try_again(
     qtbot.mouseClick(view.retry, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: view.grid_model.rowCount() == 13, timeout=WAIT_MS)
     assert not view.retry.isVisible()
+
+
+@pytest.mark.expected_warnings("Waiting for .* to finish writing this library")
+def test_the_app_waits_for_a_command_line_writer_and_then_indexes(
+    live_window: MainWindow, live_controller: LibraryController, photos: Path, model_home: Path, qtbot: QtBot
+) -> None:
+    from photoembed.core.writer_lock import WriterLock
+
+    cli_writer = WriterLock(Paths.resolve(model_home).data, command="photoembed index")
+    cli_writer.acquire()
+    try:
+        live_controller.open(then_add=[photos])
+        message = live_window.status_area.message
+        qtbot.waitUntil(lambda: "being written by `photoembed index`" in message.text(), timeout=WAIT_MS)
+        library = live_controller.library
+        assert library is not None
+        qtbot.wait(1000)  # the app had every chance to embed meanwhile: it must not have
+        assert library.catalog.counts(library.settings.model)["embedded"] == 0
+    finally:
+        cli_writer.release()
+    qtbot.waitUntil(lambda: indexed(live_controller, 12), timeout=WAIT_MS)

@@ -157,6 +157,7 @@ def _perturbing_exporter(module: Any, example: tuple[Any, ...], path: Path, dyna
     export_with_dynamo(broken, example, path, dynamic)
 
 
+@pytest.mark.expected_warnings(r"ONNX export of the .* tower of .* refused")
 def test_a_mismatching_export_is_refused_and_torch_is_used(tmp_path: Path, tiny_model: TinyModel,
                                                           tiny_torch_encoder: ClipEncoder) -> None:
     store = ModelStore(tmp_path / "models", tmp_path / "downloads")

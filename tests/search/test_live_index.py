@@ -166,6 +166,7 @@ def _lose_wal(catalog: Catalog, tmp_path: Path) -> Path:
     return copy
 
 
+@pytest.mark.expected_warnings(r"does not match the catalog's history")
 @pytest.mark.parametrize("how", ["restored-backup", "lost-wal"])
 def test_an_index_of_a_rolled_back_catalog_is_never_accepted(catalog: Catalog, tmp_path: Path, how: str) -> None:
     rng = np.random.default_rng(24)

@@ -170,6 +170,7 @@ def test_loads_a_fresh_index_without_rebuilding(
     assert len(again.search(MODEL, unit(rng, 1, 16), 5)[0]) == 5
 
 
+@pytest.mark.expected_warnings(r"it will be rebuilt")
 @pytest.mark.expected_warnings(r"; rebuilding$")
 @pytest.mark.parametrize("damage", ["garbage", "truncate", "no-sidecar", "bad-sidecar", "other-model", "no-file"])
 def test_damaged_files_are_rebuilt(catalog: Catalog, tmp_path: Path, damage: str) -> None:

@@ -212,6 +212,7 @@ def _limit_probe(limit_hit: dict[str, bool]) -> observers.WatchProbe:
     return probe
 
 
+@pytest.mark.expected_warnings(r"Cannot watch .* natively")
 def test_watch_limit_reached_for_a_new_folder_falls_back_to_polling(tmp_path: Path) -> None:
     limit_hit = {"yes": False}
     sink = EventSink()
@@ -243,6 +244,7 @@ def test_watch_limit_reached_for_a_new_folder_falls_back_to_polling(tmp_path: Pa
         watcher.stop()
 
 
+@pytest.mark.expected_warnings(r"Cannot watch .* natively")
 def test_watch_limit_reached_while_starting_polls_the_root(tmp_path: Path) -> None:
     watcher = RootWatcher(
         tmp_path, sink=EventSink(), polling_factory=lambda: PollingObserver(timeout=0.2),

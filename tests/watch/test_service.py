@@ -252,6 +252,7 @@ def test_polling_fallback_when_native_watching_fails(root: Path, start_service: 
     running.wait_paths(set())
 
 
+@pytest.mark.expected_warnings(r"Cannot watch .* natively", r"File-system events were lost under")
 def test_watch_limit_reached_while_watching_polls_and_indexes_the_new_folder(
     root: Path, start_service: Start, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -81,6 +81,7 @@ def test_failing_syncs_back_off_exponentially_and_say_so(
         finally:
             cancel.set()
             thread.join(10)
+            flaky.indexer.close()
     assert not errors
     failed = [e for e in events if e.kind == "error"]
     assert [f"failure {n} in a row" in e.message for n, e in enumerate(failed, start=1)] == [True] * 3
