@@ -19,6 +19,7 @@ from photoembed import __version__
 from photoembed.config import Paths
 from photoembed.gui import theme
 from photoembed.gui.controller import LibraryController
+from photoembed.gui.grid import release_clipboard
 from photoembed.gui.main_window import MainWindow
 from photoembed.ml.runtime import prepare_environment
 
@@ -117,4 +118,5 @@ def main(argv: list[str]) -> int:
     # Everything built so far lives as long as the app: keep it out of the collector's full passes, which
     # otherwise stop every thread (the GUI thread too) for tens of milliseconds while indexing allocates.
     gc.freeze()
+    app.aboutToQuit.connect(release_clipboard)
     return int(app.exec())

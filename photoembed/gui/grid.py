@@ -41,11 +41,27 @@ def copy_path(path: Path) -> None:
     QGuiApplication.clipboard().setText(str(path))
 
 
+_OUR_COPY = "application/x-photoembed-copy"
+
+
+def release_clipboard() -> None:
+    """Hand back what this app put on the clipboard, before the application object goes.
+
+    Qt owns the QMimeData given to the clipboard; left there at interpreter exit, its destruction races
+    PySide's teardown and the process dies with a segmentation fault (seen with PySide6 6.11). GUI thread only.
+    """
+    clipboard = QGuiApplication.clipboard()
+    mime = clipboard.mimeData()
+    if mime is not None and mime.hasFormat(_OUR_COPY):  # ours, not what another program copied since
+        clipboard.clear()
+
+
 def copy_files(paths: list[Path]) -> None:
     """Put the files on the clipboard: a file manager pastes copies, a text field pastes the paths."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     mime.setText("\n".join(str(p) for p in paths))
+    mime.setData(_OUR_COPY, b"1")
     QGuiApplication.clipboard().setMimeData(mime)
 
 

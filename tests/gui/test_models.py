@@ -135,7 +135,7 @@ def test_browse_grid_model_with_months_and_stamps(qtmodeltester: ModelTester, tm
 def test_selection_copy_and_export_list(qtbot: QtBot, tmp_path: Path) -> None:
     from PySide6.QtGui import QGuiApplication
 
-    from photoembed.gui.grid import copy_files, write_path_list
+    from photoembed.gui.grid import copy_files, release_clipboard, write_path_list
 
     chosen = [tmp_path / "a b.jpg", tmp_path / "ç.jpg"]
     copy_files(chosen)
@@ -145,3 +145,4 @@ def test_selection_copy_and_export_list(qtbot: QtBot, tmp_path: Path) -> None:
     listing = tmp_path / "list.txt"
     write_path_list(listing, chosen)
     assert listing.read_text(encoding="utf-8").splitlines() == [str(p) for p in chosen]
+    release_clipboard()
