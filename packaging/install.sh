@@ -24,11 +24,15 @@ if [ "$route" = auto ]; then
         route=cpu
     fi
 fi
-if [ "$route" = cpu ] && ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+# torch and torchvision must be one matching pair: their C++ operators are registered against each other.
+works() { .venv/bin/python -c "import torch, torchvision.ops; torchvision.ops.nms" >/dev/null 2>&1; }
+if [ "$route" = cpu ] && ! works; then
     echo "Installing PyTorch's CPU-only build (no NVIDIA GPU found)..."
-    if ! .venv/bin/python -m pip install --quiet --timeout 20 --retries 1 \
-            --index-url https://download.pytorch.org/whl/cpu "${torch_specs[@]}"; then
+    # --isolated: from PyTorch's CPU index alone, whatever pip's configuration adds (mirrors, local wheels).
+    if ! .venv/bin/python -m pip install --isolated --quiet --timeout 20 --retries 1 \
+            --index-url https://download.pytorch.org/whl/cpu "${torch_specs[@]}" || ! works; then
         echo "PyTorch's CPU index could not be reached: installing the default build instead." >&2
+        .venv/bin/python -m pip uninstall --quiet --yes torch torchvision >/dev/null 2>&1 || true
     fi
 fi
 .venv/bin/python -m pip install --quiet -e ".[$extras]"

@@ -267,7 +267,7 @@ class ModelStore:
                 "installed_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2) + "\n")
-            _move_into_place(staging, self.models_dir / slug(name))
+            move_into_place(staging, self.models_dir / slug(name))
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -584,8 +584,8 @@ def _copy_hashed(source: Path, target: Path) -> str:
     return digest.hexdigest()
 
 
-def _move_into_place(staging: Path, final: Path) -> None:
-    """Swap the staged folder in. A crash in between leaves a hidden folder that ``list`` ignores."""
+def move_into_place(staging: Path, final: Path) -> None:
+    """Swap a staged folder in for ``final``. A crash in between leaves a hidden folder that ``list`` ignores."""
     old = None
     if final.exists():
         old = final.with_name(f".replaced-{final.name}-{os.getpid()}-{time.monotonic_ns()}")

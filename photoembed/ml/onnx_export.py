@@ -40,6 +40,7 @@ import numpy as np
 
 from photoembed.config import atomic_write_text
 from photoembed.ml.engine import OrtEngine, normalize, pool_positions_numpy
+from photoembed.ml.models import move_into_place
 from photoembed.ml.tokenizer import CLEAN_TYPES, VOCAB_FILE, ClipBpeTokenizer
 
 if TYPE_CHECKING:
@@ -194,7 +195,7 @@ def export_model(
             "exported_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         atomic_write_text(staging / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
-        _swap_in(staging, folder)
+        move_into_place(staging, folder)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -404,12 +405,3 @@ def _image_inputs(preprocess_cfg: dict[str, Any]) -> np.ndarray:
     std = np.asarray(preprocess_cfg["std"], dtype=np.float32).reshape(1, 3, 1, 1)
     return np.ascontiguousarray((raw - mean) / std)
 
-
-def _swap_in(staging: Path, final: Path) -> None:
-    old = None
-    if final.exists():
-        old = final.with_name(f".replaced-{final.name}-{os.getpid()}-{time.monotonic_ns()}")
-        os.replace(final, old)
-    os.replace(staging, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
