@@ -31,7 +31,7 @@ def run(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def _outcome(pytester: pytest.Pytester, body: str) -> pytest.RunResult:
     pytester.makepyfile(HEADER + body)
-    return pytester.runpytest()
+    return pytester.runpytest("-p", "no:pytest-qt")  # the inner tests use no Qt (and the Qt-free pass has none)
 
 
 def test_a_clean_test_passes(run: pytest.Pytester) -> None:
