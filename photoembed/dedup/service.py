@@ -399,15 +399,7 @@ class DedupService:
                     logger.warning("Not moving %d file(s) to the trash: %s", len(items), verdict)
                     reasons.append(verdict)
                     for item in items:
-                        self.store.skip(
-                            batch_id=batch,
-                            path=item.path,
-                            size=item.size,
-                            mtime_ns=item.mtime_ns,
-                            content_hash=item.content_hash,
-                            kept=kept[0] if kept else None,
-                            reason=verdict,
-                        )
+                        self._skip(batch, item, verdict)
                     done += len(items)
                     continue
                 self._step("trash:verified")
@@ -431,20 +423,24 @@ class DedupService:
         """Every file of a removal batch with its state ("trashed", "skipped" with its reason, "restored"...)."""
         return self.store.batch_entries(batch_id)
 
+    def _skip(self, batch: int, item: TrashItem, reason: str) -> None:
+        """Journal that ``item`` stays where it is, and why (its group's kept copies are ``item.kept``)."""
+        self.store.skip(
+            batch_id=batch,
+            path=item.path,
+            size=item.size,
+            mtime_ns=item.mtime_ns,
+            content_hash=item.content_hash,
+            kept=item.kept[0] if item.kept else None,
+            reason=reason,
+        )
+
     def _trash_one(self, batch: int, item: TrashItem, facts: FileFacts) -> str | None:
         """Journal the intent, move, mark done. Returns None when moved, else why not (the file is in place)."""
         try:
             slot = self.trash.choose_slot(item.path)
         except TrashError as exc:
-            self.store.skip(
-                batch_id=batch,
-                path=item.path,
-                size=item.size,
-                mtime_ns=item.mtime_ns,
-                content_hash=item.content_hash,
-                kept=item.kept[0] if item.kept else None,
-                reason=str(exc),
-            )
+            self._skip(batch, item, str(exc))
             return str(exc)
         jid = self.store.begin_move(
             batch_id=batch,
