@@ -320,12 +320,15 @@ def cluster_savings(cluster: Cluster) -> int:
 def folder_difference(reference: Path, path: Path) -> tuple[str, str]:
     """The folder of ``path`` as (the part shared with ``reference``'s folder, the part that differs).
 
-    The differing part is "" when both photos lie in the same folder.
+    The differing part is "" only when both photos lie in the same folder; a folder that holds the keeper's
+    folder differs from it by its own last part.
     """
     ref, own = reference.parent.parts, path.parent.parts
     k = 0
     while k < min(len(ref), len(own)) and ref[k] == own[k]:
         k += 1
+    if k == len(own) and len(ref) > len(own):
+        k -= 1  # the keeper lies in a subfolder of this folder: its last part is what differs, not "the same"
     shared = str(Path(*own[:k])) if k else ""
     differing = str(Path(*own[k:])) if k < len(own) else ""
     if shared and differing:

@@ -202,6 +202,9 @@ def test_folder_difference() -> None:
         "/home/me/photos/", "phone-backup")
     assert folder_difference(keeper, Path("/home/me/photos/trip/sub/a.jpg")) == ("/home/me/photos/trip/", "sub")
     assert folder_difference(keeper, Path("/home/me/photos/trip/b.jpg")) == ("/home/me/photos/trip", "")
+    # The keeper lies deeper: this photo's folder is not "the same folder".
+    assert folder_difference(keeper, Path("/home/me/photos/b.jpg")) == ("/home/me/", "photos")
+    assert folder_difference(Path("/a.jpg"), Path("/b.jpg")) == ("/", "")
 
 
 def test_cluster_photos_model_with_labels_and_folders(qtmodeltester: ModelTester, qtbot: QtBot) -> None:
