@@ -7,7 +7,7 @@ Run under a virtual display::
 
 It builds a private library in a temporary folder from ``../shared/data``: by default from ``photos-large``
 (openly licensed photos, see its LICENSES.csv; the only source fit for committed screenshots) with derived
-re-encoded copies, an identical copy, a crop and burst variants as duplicates; ``--source flickr8k`` uses
+re-encoded copies, an identical copy, a crop and edited copies as duplicates; ``--source flickr8k`` uses
 Flickr8k (research use only: local use, never commit its screenshots). It installs the tiny random-weight
 test model (tests/tiny_clip.py) so that search runs end to end (its ranking is meaningless: real weights are
 not available offline), and saves: first run, indexing, search results, the photo viewer, duplicates, the
@@ -74,8 +74,8 @@ def prepare_photos_large(folder: Path) -> int:
     """Openly licensed photos (photos-large, see its LICENSES.csv) and realistic duplicates derived from them.
 
     Each photo is downscaled to 1600 px as the "original"; then a half-size re-encoded copy of a few (same photo,
-    other file), an identical copy of one, a 10% crop of one, burst variants (small shifts and exposure changes)
-    of two, and crops of other regions of the big photos as further distinct photos.
+    other file), an identical copy of one, a 10% crop of one, edited copies
+    (re-cropped by a few percent, exposure changed) of two, and crops of other regions of the big photos as further distinct photos.
 
     Returns:
         How many readable photos the folder holds.
@@ -131,7 +131,8 @@ def prepare_photos_large(folder: Path) -> int:
     # A 10% crop (trimmed edges).
     path, small, when = originals["picosdeeuropa"]
     save(crop(small, (0.05, 0.05, 0.95, 0.95)), folder / f"{path.stem}-edit.jpg", when=when)
-    # Bursts: the same scene a second apart, slightly moved, exposure drifting.
+    # Edited copies: the same frame re-cropped by a few percent and brightened or darkened, as an editor's
+    # exports are (the same photo: a real burst, other moments of a scene, is a similar shot instead).
     for key, variants in (
         ("Dragonfly", ((0.02, 0.0, 1.0, 0.98, 1.06), (0.0, 0.03, 0.97, 1.0, 0.94), (0.03, 0.02, 1.0, 1.0, 1.1))),
         ("free", ((0.0, 0.02, 0.98, 1.0, 0.92), (0.02, 0.0, 1.0, 0.97, 1.05))),
@@ -140,7 +141,7 @@ def prepare_photos_large(folder: Path) -> int:
         for n, (left, top, right, bottom, brightness) in enumerate(variants, start=2):
             shifted = crop(small, (left, top, right, bottom)).resize(small.size, Image.Resampling.LANCZOS)
             shifted = ImageEnhance.Brightness(shifted).enhance(brightness)
-            save(shifted, folder / f"{path.stem}-burst{n}.jpg", when=when + dt.timedelta(seconds=n - 1))
+            save(shifted, folder / f"{path.stem}-edit{n}.jpg", when=when + dt.timedelta(seconds=n - 1))
     # Other parts of the big photos, as further distinct photos.
     for n, (key, box) in enumerate(EXTRA_REGIONS):
         _, _, when = originals[key]
@@ -298,15 +299,15 @@ def main() -> int:
         return False
     then(always, lambda: (window.tabs.setCurrentWidget(window.dupes), window.dupes.tier_buttons.button(2).click()))
 
-    def show_burst_cluster() -> None:
-        # A burst says more than a pair; three photos fill one row of the compare panel without being cut off.
+    def show_edits_cluster() -> None:
+        # Three copies say more than a pair; three photos fill one row of the compare panel without being cut off.
         # A slightly wider list than the default shows the cluster titles whole.
         dupes = window.dupes
         dupes.splitter.setSizes([320, 1100])
         sizes = [len(cluster.photos) for cluster in dupes.clusters.clusters()]
         best = max(range(len(sizes)), key=lambda row: (sizes[row] <= 3, sizes[row]))
         dupes.cluster_list.setCurrentIndex(dupes.clusters.index(best))
-    then(lambda: dupes_settled_or_retry() and window.dupes.clusters.rowCount() >= 2, show_burst_cluster)
+    then(lambda: dupes_settled_or_retry() and window.dupes.clusters.rowCount() >= 2, show_edits_cluster)
     then(lambda: bool(window.dupes.members.info()), lambda: None)
     then(thumbnails_settled, lambda: shot(window, "06-duplicates"))
     # 6. Trash the suggested copies, then show the undo state.
