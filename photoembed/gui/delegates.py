@@ -56,20 +56,20 @@ class ThumbnailDelegate(QStyledItemDelegate):
         self.show_score = show_score
         self._placeholder = theme.icon("image")
         self._broken = theme.icon("warning", theme.ACCENT_WARN)
-        self._frames: dict[tuple[bool, int, float, int], QPixmap] = {}
+        self._frames: dict[tuple[bool, int, float, int, int | None], QPixmap] = {}
         self._captions: collections.OrderedDict[tuple[str, str], tuple[str, int]] = collections.OrderedDict()
         self._badges: collections.OrderedDict[tuple[str, str, float], QPixmap] = collections.OrderedDict()
         self._fonts: dict[str, QFontMetrics] = {}
 
-    def _metrics(self, font: QFont) -> QFontMetrics:
-        key = font.key()
+    def _metrics(self, font: QFont, key: str) -> QFontMetrics:
         metrics = self._fonts.get(key)
         if metrics is None:
             metrics = self._fonts[key] = QFontMetrics(font)
         return metrics
 
     def sizeHint(self, option: QStyleOptionViewItem, index: ModelIndex) -> QSize:
-        line = self._metrics(option.font).height()
+        font = option.font
+        line = self._metrics(font, font.key()).height()
         return QSize(self.thumb_size + 2 * TILE_PADDING, self.thumb_size + 2 * TILE_PADDING + line + 4)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
@@ -79,9 +79,10 @@ class ThumbnailDelegate(QStyledItemDelegate):
         rect: QRect = option.rect
         state = option.state
         selected = bool(state & QStyle.StateFlag.State_Selected)
+        marked = selected or bool(state & QStyle.StateFlag.State_MouseOver)
         palette = option.palette
         x, y, side = rect.x() + TILE_PADDING, rect.y() + TILE_PADDING, self.thumb_size
-        if selected or state & QStyle.StateFlag.State_MouseOver:
+        if marked:
             color = palette.color(QPalette.ColorRole.Highlight)
             if not selected:
                 color.setAlphaF(0.18)
@@ -97,48 +98,53 @@ class ThumbnailDelegate(QStyledItemDelegate):
         if tile.thumbnail is not None and not tile.thumbnail.isNull():
             self._paint_pixmap(painter, x, y, side, tile.thumbnail)
         else:
-            painter.drawPixmap(x, y, self._frame(tile.failed, palette.color(QPalette.ColorRole.AlternateBase), dpr))
+            # On a plain tile, the placeholder is opaque (drawn on the view's base colour): a copy, not a blend.
+            ground = None if marked else palette.color(QPalette.ColorRole.Base)
+            painter.drawPixmap(x, y, self._frame(tile.failed, palette.color(QPalette.ColorRole.AlternateBase),
+                                                 ground, dpr))
         if tile.relevance is not None:
             self._paint_relevance(painter, QRect(x, y, side, side), tile.relevance, palette)
         font = option.font
+        key = font.key()
         if self.show_score and tile.score is not None:
-            badge = self._badge(f"{tile.score:.3f}", font, dpr)
+            badge = self._badge(f"{tile.score:.3f}", font, key, dpr)
             painter.drawPixmap(x + side - round(badge.width() / dpr) - 4, y + 4, badge)
         if tile.month:
-            painter.drawPixmap(x + 4, y + 4, self._badge(tile.month, font, dpr))
+            painter.drawPixmap(x + 4, y + 4, self._badge(tile.month, font, key, dpr))
 
-        text, dx = self._caption(tile.name, font)
+        metrics = self._metrics(font, key)
+        text, dx = self._caption(tile.name, key, metrics)
         painter.setPen(palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
-        painter.drawText(x + dx, y + side + 4 + self._metrics(font).ascent(), text)
+        painter.drawText(x + dx, y + side + 4 + metrics.ascent(), text)
 
-    def _caption(self, name: str, font: QFont) -> tuple[str, int]:
+    def _caption(self, name: str, key: str, metrics: QFontMetrics) -> tuple[str, int]:
         """The file name elided to the tile's width (only a name too long is elided: that costs 35 us), and
         how far right of the tile's left edge it starts, to be centred."""
-        key = (name, font.key())
-        found = self._captions.get(key)
+        found = self._captions.get((name, key))
         if found is not None:
-            self._captions.move_to_end(key)
+            self._captions.move_to_end((name, key))
             return found
-        metrics = self._metrics(font)
         width = metrics.horizontalAdvance(name)
+        shown = name
         if width > self.thumb_size:
-            name = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, self.thumb_size)
-            width = metrics.horizontalAdvance(name)
-        found = (name, max(0, (self.thumb_size - width) // 2))
-        self._captions[key] = found
+            shown = metrics.elidedText(name, Qt.TextElideMode.ElideMiddle, self.thumb_size)
+            width = metrics.horizontalAdvance(shown)
+        found = (shown, max(0, (self.thumb_size - width) // 2))
+        self._captions[(name, key)] = found
         while len(self._captions) > self.CACHED_TEXTS:
             self._captions.popitem(last=False)
         return found
 
-    def _frame(self, failed: bool, color: QColor, dpr: float) -> QPixmap:
-        """The placeholder tile (or the "cannot read" one): a rounded frame and a mark, rendered once."""
-        key = (failed, self.thumb_size, dpr, color.rgba())
+    def _frame(self, failed: bool, color: QColor, ground: QColor | None, dpr: float) -> QPixmap:
+        """The placeholder tile (or the "cannot read" one): a rounded frame and a mark, rendered once, on
+        ``ground`` (None: transparent around the frame)."""
+        key = (failed, self.thumb_size, dpr, color.rgba(), None if ground is None else ground.rgba())
         pixmap = self._frames.get(key)
         if pixmap is None:
             side = self.thumb_size
             pixmap = QPixmap(round(side * dpr), round(side * dpr))
             pixmap.setDevicePixelRatio(dpr)
-            pixmap.fill(Qt.GlobalColor.transparent)
+            pixmap.fill(Qt.GlobalColor.transparent if ground is None else ground)
             painter = QPainter(pixmap)
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
             frame = QPainterPath()
@@ -184,9 +190,9 @@ class ThumbnailDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(QRectF(track.left(), track.top(), length, 4), 2, 2)
         painter.restore()
 
-    def _badge(self, text: str, font: QFont, dpr: float) -> QPixmap:
+    def _badge(self, text: str, font: QFont, font_key: str, dpr: float) -> QPixmap:
         """White bold text on a dark rounded label ("March 2024", a raw score), rendered once per text."""
-        key = (text, font.key(), dpr)
+        key = (text, font_key, dpr)
         pixmap = self._badges.get(key)
         if pixmap is not None:
             self._badges.move_to_end(key)

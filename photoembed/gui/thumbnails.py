@@ -6,8 +6,10 @@ files without decoding an original again, and a photo that changes gets a new st
 
 The decoder (``photoembed.imaging.decode.load_thumbnail``) runs on a pool thread and the ``QImage`` is built
 there too (``QImage`` is safe off the GUI thread; ``QPixmap`` is not). The GUI thread turns it into a
-``QPixmap`` when it arrives and keeps it in a byte-bounded LRU. Requests are served newest first, so after
-a fast scroll the photos now on screen decode before the ones scrolled past.
+``QPixmap`` once, when it arrives, and keeps it in a byte-bounded LRU with the stamp it was made for: a photo
+asked for under another stamp (it changed while the app runs) is made again, not shown as it was. Requests
+are served newest first, so after a fast scroll the photos now on screen decode before the ones scrolled
+past, and they go to the pool once the paint that asked for them is over (never from inside a paint).
 """
 
 from __future__ import annotations
