@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+from typing import NamedTuple
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QRectF, QSize, Qt
 from PySide6.QtGui import (
@@ -32,6 +33,24 @@ ModelIndex = QModelIndex | QPersistentModelIndex
 
 TILE_PADDING = 6
 CAPTION_LINES = 1
+
+
+class TileStyle(NamedTuple):
+    """What the tiles of one paint share (see :meth:`ThumbnailDelegate.style_for`)."""
+
+    palette: QPalette
+    font: QFont
+    key: str  # the font's key, for the caches
+    metrics: QFontMetrics
+    ascent: int
+    size: QSize  # the tile's size
+    dpr: float
+    highlight: QColor
+    hover: QColor
+    text: QColor
+    highlighted_text: QColor
+    alternate: QColor
+    base: QColor
 
 
 class ThumbnailDelegate(QStyledItemDelegate):
@@ -72,50 +91,60 @@ class ThumbnailDelegate(QStyledItemDelegate):
         line = self._metrics(font, font.key()).height()
         return QSize(self.thumb_size + 2 * TILE_PADDING, self.thumb_size + 2 * TILE_PADDING + line + 4)
 
+    def style_for(self, painter: QPainter, option: QStyleOptionViewItem) -> TileStyle:
+        """What every tile of one paint shares (colours, font, pixel ratio): looked up once per paint."""
+        palette = option.palette
+        font = option.font
+        key = font.key()
+        metrics = self._metrics(font, key)
+        hover = palette.color(QPalette.ColorRole.Highlight)
+        hover.setAlphaF(0.18)
+        device = painter.device()
+        return TileStyle(
+            palette, font, key, metrics, metrics.ascent(), self.sizeHint(option, QModelIndex()),
+            device.devicePixelRatioF() if device is not None else 1.0,
+            palette.color(QPalette.ColorRole.Highlight), hover, palette.color(QPalette.ColorRole.Text),
+            palette.color(QPalette.ColorRole.HighlightedText), palette.color(QPalette.ColorRole.AlternateBase),
+            palette.color(QPalette.ColorRole.Base),
+        )
+
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: ModelIndex) -> None:
         tile = index.data(TileRole)
         if not isinstance(tile, Tile):
             return
-        rect: QRect = option.rect
         state = option.state
-        selected = bool(state & QStyle.StateFlag.State_Selected)
-        marked = selected or bool(state & QStyle.StateFlag.State_MouseOver)
-        palette = option.palette
-        x, y, side = rect.x() + TILE_PADDING, rect.y() + TILE_PADDING, self.thumb_size
+        rect: QRect = option.rect
+        self.paint_tile(painter, rect.x(), rect.y(), tile, bool(state & QStyle.StateFlag.State_Selected),
+                        bool(state & QStyle.StateFlag.State_MouseOver), self.style_for(painter, option))
+
+    def paint_tile(self, painter: QPainter, left: int, top: int, tile: Tile, selected: bool, hovered: bool,
+                   style: TileStyle) -> None:
+        """Paint one tile with its top-left corner at ``left, top`` (the grid calls this directly)."""
+        x, y, side = left + TILE_PADDING, top + TILE_PADDING, self.thumb_size
+        marked = selected or hovered
         if marked:
-            color = palette.color(QPalette.ColorRole.Highlight)
-            if not selected:
-                color.setAlphaF(0.18)
             path = QPainterPath()
-            path.addRoundedRect(QRectF(rect.adjusted(2, 2, -2, -2)), 8, 8)
+            path.addRoundedRect(QRectF(left + 2, top + 2, style.size.width() - 4, style.size.height() - 4), 8, 8)
             painter.save()
             painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-            painter.fillPath(path, color)
+            painter.fillPath(path, style.highlight if selected else style.hover)
             painter.restore()
-
-        device = painter.device()
-        dpr = device.devicePixelRatioF() if device is not None else 1.0
+        dpr = style.dpr
         if tile.thumbnail is not None and not tile.thumbnail.isNull():
             self._paint_pixmap(painter, x, y, side, tile.thumbnail)
         else:
             # On a plain tile, the placeholder is opaque (drawn on the view's base colour): a copy, not a blend.
-            ground = None if marked else palette.color(QPalette.ColorRole.Base)
-            painter.drawPixmap(x, y, self._frame(tile.failed, palette.color(QPalette.ColorRole.AlternateBase),
-                                                 ground, dpr))
+            painter.drawPixmap(x, y, self._frame(tile.failed, style.alternate, None if marked else style.base, dpr))
         if tile.relevance is not None:
-            self._paint_relevance(painter, QRect(x, y, side, side), tile.relevance, palette)
-        font = option.font
-        key = font.key()
+            self._paint_relevance(painter, QRect(x, y, side, side), tile.relevance, style.palette)
         if self.show_score and tile.score is not None:
-            badge = self._badge(f"{tile.score:.3f}", font, key, dpr)
+            badge = self._badge(f"{tile.score:.3f}", style.font, style.key, dpr)
             painter.drawPixmap(x + side - round(badge.width() / dpr) - 4, y + 4, badge)
         if tile.month:
-            painter.drawPixmap(x + 4, y + 4, self._badge(tile.month, font, key, dpr))
-
-        metrics = self._metrics(font, key)
-        text, dx = self._caption(tile.name, key, metrics)
-        painter.setPen(palette.color(QPalette.ColorRole.HighlightedText if selected else QPalette.ColorRole.Text))
-        painter.drawText(x + dx, y + side + 4 + metrics.ascent(), text)
+            painter.drawPixmap(x + 4, y + 4, self._badge(tile.month, style.font, style.key, dpr))
+        text, dx = self._caption(tile.name, style.key, style.metrics)
+        painter.setPen(style.highlighted_text if selected else style.text)
+        painter.drawText(x + dx, y + side + 4 + style.ascent, text)
 
     def _caption(self, name: str, key: str, metrics: QFontMetrics) -> tuple[str, int]:
         """The file name elided to the tile's width (only a name too long is elided: that costs 35 us), and

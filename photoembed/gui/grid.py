@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import ClassVar, cast
 
 from PySide6.QtCore import (
+    QEvent,
     QItemSelection,
     QItemSelectionModel,
     QItemSelectionRange,
@@ -47,14 +48,13 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QMenu,
     QMessageBox,
-    QStyle,
     QStyleOptionViewItem,
     QWidget,
 )
 
 from photoembed.gui import theme
 from photoembed.gui.delegates import ThumbnailDelegate
-from photoembed.gui.models import PathRole
+from photoembed.gui.models import PathRole, PhotoGridModel, Tile, TileRole
 
 logger = logging.getLogger(__name__)
 
@@ -432,9 +432,10 @@ class PhotoGrid(QAbstractItemView):
         self._set_hover(index.row() if index.isValid() else -1)
         super().mouseMoveEvent(event)
 
-    def leaveEvent(self, event: object) -> None:
-        self._set_hover(-1)
-        super().leaveEvent(event)  # type: ignore[arg-type]
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:  # the pointer left the tiles: no tile is hovered
+            self._set_hover(-1)
+        return super().viewportEvent(event)
 
     def _set_hover(self, row: int) -> None:
         if row == self._hover:
@@ -455,31 +456,29 @@ class PhotoGrid(QAbstractItemView):
         offset = self.verticalOffset()
         option = QStyleOptionViewItem()
         self.initViewItemOption(option)
-        State = QStyle.StateFlag
-        base = option.state & ~(State.State_MouseOver | State.State_HasFocus | State.State_Selected)
-        states = {
-            (selected, hovered): base | (State.State_Selected if selected else State.State_None)
-            | (State.State_MouseOver if hovered else State.State_None)
-            for selected in (False, True) for hovered in (False, True)
-        }
+        delegate = self.delegate
+        style = delegate.style_for(painter, option)
         selection = self.selectionModel()
         any_selected = selection is not None and selection.hasSelection()
-        current = self.currentIndex().row() if self.hasFocus() and self.currentIndex().isValid() else -1
         root = self.rootIndex()
+        # The grid's own model hands its tiles over directly (no C++ round trip per tile); any other model
+        # answers TileRole.
+        tile_of = model.tile if isinstance(model, PhotoGridModel) else (
+            lambda row: model.index(row, 0, root).data(TileRole))
+        spacing, width, height = self._spacing, self._tile.width(), self._tile.height()
         columns = self._columns_in(area.left(), area.right())
-        paint = self.delegate.paint
         for line in self._lines_in(area.top() + offset, area.bottom() + offset):
+            top = spacing + line * (height + spacing) - offset
             for column in columns:
                 row = line * self._columns + column
                 if row >= count:
                     break
-                index = model.index(row, 0, root)
-                option.rect = self._content_rect(row).translated(0, -offset)
-                selected = any_selected and selection.isSelected(index)
-                option.state = states[(selected, row == self._hover)]
-                if row == current:
-                    option.state |= State.State_HasFocus
-                paint(painter, option, index)
+                tile = tile_of(row)
+                if not isinstance(tile, Tile):
+                    continue
+                selected = any_selected and selection.isSelected(model.index(row, 0, root))
+                delegate.paint_tile(painter, spacing + column * (width + spacing), top, tile, selected,
+                                    row == self._hover, style)
         painter.end()
 
     # -- actions ------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QItemSelectionModel, QPoint, Qt
 from PySide6.QtGui import QColor, QFont, QImage
+from PySide6.QtWidgets import QApplication
 from pytestqt.modeltest import ModelTester
 from pytestqt.qtbot import QtBot
 
@@ -249,3 +250,17 @@ def test_a_changed_photo_gets_a_new_thumbnail_in_the_session_and_after(qtbot: Qt
     assert model.index(1).data(ThumbnailRole).height() == 64
     grid.close()
     pool.shutdown()
+
+
+def test_the_hovered_tile_is_the_one_under_the_pointer(qtbot: QtBot, big_grid: tuple[PhotoGrid, CountingModel]) -> None:
+    from PySide6.QtCore import QEvent
+
+    grid, model = big_grid
+    qtbot.mouseMove(grid.viewport(), grid.visualRect(model.index(3)).center())
+    qtbot.waitUntil(lambda: grid._hover == 3)
+    qtbot.mouseMove(grid.viewport(), QPoint(1, 1))  # in the gap before the first tile
+    qtbot.waitUntil(lambda: grid._hover == -1)
+    qtbot.mouseMove(grid.viewport(), grid.visualRect(model.index(1)).center())
+    qtbot.waitUntil(lambda: grid._hover == 1)
+    QApplication.sendEvent(grid.viewport(), QEvent(QEvent.Type.Leave))
+    assert grid._hover == -1
