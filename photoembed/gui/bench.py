@@ -9,12 +9,15 @@ there is no display). It prints:
    thread while a 5 ms ``QTimer`` on the GUI thread records how late each tick fires (event-loop latency);
    worst and 99th percentile;
 3. **grid scrolling over 100k results**: a result grid of 100k photos scrolled from top to bottom in 200
-   steps with real thumbnails decoding on the pool; paint time per step and the event-loop latency;
+   steps with real thumbnails decoding on the pool; paint time per step and the event-loop latency
+   (``--only grid`` runs just this part);
 4. **library view of N photos** (``--library``, default 100k; ``--only library`` runs just this part): a
    catalog of N photos over 30 years is listed by date with month buckets (the read the view runs on its
-   pool), the library view's grid and model show it and is scrolled top to bottom (paint per step), then a second
-   view with a fresh in-memory cache over the same disk cache scrolls the same steps: how many originals
-   it decoded (0 means the restart showed every thumbnail from the disk cache).
+   pool); in a fresh process the library grid, its model and the date scrubber show it (first frame, first
+   screen of thumbnails) and it is scrolled top to bottom (paint per step, wall clock and GUI-thread CPU,
+   every other paint, event-loop stalls) with an empty thumbnail cache; then a second fresh process (a
+   restart: nothing in memory, the disk cache warm) does the same: how many originals it decoded (0 means
+   the restart showed every thumbnail from the disk cache). See :func:`library_run`.
 """
 
 from __future__ import annotations
@@ -209,6 +212,7 @@ def bench_grid_scroll(photos: Sequence[Path], results: int) -> None:
     bar = grid.verticalScrollBar()
     probe = LatencyProbe()
     paint_ms: list[float] = []
+    cpu_ms: list[float] = []
     steps = 200
     loop = QEventLoop()
     state = {"step": 0}
@@ -219,9 +223,10 @@ def bench_grid_scroll(photos: Sequence[Path], results: int) -> None:
             loop.quit()
             return
         bar.setValue(bar.maximum() * k // steps)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         grid.viewport().repaint()
         paint_ms.append((time.perf_counter() - t) * 1000)
+        cpu_ms.append((time.thread_time() - c) * 1000)
         state["step"] = k + 1
         QTimer.singleShot(16, step)  # about 60 steps a second, like a fast scroll-bar drag
 
@@ -230,9 +235,10 @@ def bench_grid_scroll(photos: Sequence[Path], results: int) -> None:
     loop.exec()
     probe.stop()
     ordered = sorted(paint_ms)
-    _out(f"grid of {results:,} results: model filled in {set_ms:.0f} ms; scrolled top to bottom in {steps} steps")
-    _out(f"  paint per step: median {statistics.median(ordered):.1f} ms, worst {ordered[-1]:.1f} ms; "
-         f"thumbnails decoded meanwhile: {len(thumbs)}")
+    _out(f"grid of {results:,} results: model filled in {set_ms:.0f} ms; scrolled top to bottom in {steps} steps "
+         f"without waiting for thumbnails (load average {_load()})")
+    _out(f"  paint per step: median {statistics.median(ordered):.1f} ms, worst {ordered[-1]:.1f} ms "
+         f"(GUI-thread CPU median {statistics.median(cpu_ms):.1f} ms); thumbnails decoded meanwhile: {len(thumbs)}")
     _out(f"  GUI-thread stall while scrolling: {probe.summary()}")
     grid.close()
     pool.shutdown()
@@ -265,97 +271,171 @@ def _fill_catalog(home: Path, photos: Sequence[Path], count: int) -> None:
     catalog.close()
 
 
-def bench_library_view(photos: Sequence[Path], count: int, work: Path) -> None:
-    from PySide6.QtCore import QEventLoop, QTimer
-    from PySide6.QtGui import QImage
+def bench_library_view(photos: Sequence[Path], count: int, work: Path, *, steps: int = 100) -> None:
+    """The library view of ``count`` photos, opened and scrolled twice, each in a fresh process: a first run
+    (empty thumbnail cache: originals are decoded) and a restart (the disk cache is warm, memory is not)."""
+    import json
+
+    home = work / f"home-library-{count}"
+    if not (home / "data").exists():
+        t0 = time.perf_counter()
+        _fill_catalog(home, photos, count)
+        _out(f"library of {count:,} photos written to its catalog in {time.perf_counter() - t0:.1f} s")
+    from photoembed.config import Paths
+
+    shutil_rmtree(Paths.resolve(home).thumbnails)
+    decoded: list[int] = []
+    for run in ("first run", "restart"):
+        code = f"from photoembed.gui.bench import library_run; library_run({str(home)!r}, {run!r}, {steps})"
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False,
+                                env={**os.environ})
+        lines = result.stdout.splitlines()
+        figures = [json.loads(line[len(_RESULT):]) for line in lines if line.startswith(_RESULT)]
+        for line in lines:
+            if not line.startswith(_RESULT):
+                _out(line)
+        if result.returncode != 0 or not figures:
+            _out(f"library view, {run}: failed ({result.stderr.strip()[-600:]})")
+            return
+        decoded.append(int(figures[0]["decoded"]))
+    if decoded[0]:
+        _out(f"  restart decoded {decoded[1]} of the {decoded[0]} originals the first run decoded")
+
+
+_RESULT = "RESULT "
+
+
+def library_run(home_dir: str, run: str, steps: int) -> None:
+    """One process's part of :func:`bench_library_view`: open the library view, scroll it, print figures.
+
+    Timed like a user sees it: from the listing's arrival (the read itself runs on a pool thread and is timed
+    apart) to the first frame on screen, and to the first screen of thumbnails; then ``steps`` scroll steps
+    from top to bottom, each one a scroll-bar move (the date scrubber follows) and a paint, timed in wall
+    clock and in GUI-thread CPU, after the photos of the previous step have settled (decoded or read from
+    disk), so that both runs ask for the same thumbnails. Every other paint (a thumbnail arriving repaints its
+    tile) is timed too, and a 5 ms timer records how late the event loop ran meanwhile.
+    """
+    import json
+
+    if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QEventLoop, QPoint, QTimer
+    from PySide6.QtGui import QImage, QPaintEvent
 
     from photoembed.config import Paths
     from photoembed.gui.app import create_application
+    from photoembed.gui.browse import DateScrubber
+    from photoembed.gui.grid import PhotoGrid
+    from photoembed.gui.models import PhotoGridModel
     from photoembed.gui.thumbnails import DiskThumbnailCache, ThumbnailProvider, load_qimage
     from photoembed.gui.workers import BackgroundPool
     from photoembed.storage.browse import photos_by_date
     from photoembed.storage.catalog import Catalog
 
     app = create_application([])
-    home = work / f"home-library-{count}"
-    if not (home / "data").exists():
-        t0 = time.perf_counter()
-        _fill_catalog(home, photos, count)
-        _out(f"library of {count:,} photos written to its catalog in {time.perf_counter() - t0:.1f} s")
-    paths = Paths.resolve(home)
+    paths = Paths.resolve(Path(home_dir))
     catalog = Catalog.open(paths.catalog)
     t0 = time.perf_counter()
     listing = photos_by_date(catalog)
     read_ms = (time.perf_counter() - t0) * 1000
     catalog.close()
-    shutil_rmtree(paths.thumbnails)
+    decoded: list[int] = []
 
     def real_path(path: Path, size: int) -> QImage:
         decoded.append(1)
+
         return load_qimage(Path(str(path).split("#", 1)[0]), size)
 
-    decoded: list[int] = []
-    results: list[tuple[float, float, float, int]] = []
-    steps = 100
-    for run in ("first run", "restart"):
-        decoded.clear()
-        pool = BackgroundPool(threads=max(1, min(3, (os.cpu_count() or 2) - 1)), name="thumbnails")
-        thumbs = ThumbnailProvider(pool, loader=real_path, disk=DiskThumbnailCache(paths.thumbnails))
-        from photoembed.gui.grid import PhotoGrid
-        from photoembed.gui.models import PhotoGridModel
+    paints: list[float] = []  # every paint of the grid, in ms
 
-        model = PhotoGridModel(thumbs, thumb_size=176)
-        t0 = time.perf_counter()
-        model.set_results(listing.ids, listing.paths, None, stamps=listing.stamps,
-                          months=[(m.first_row, m.year, m.month) for m in listing.months])
-        grid = PhotoGrid(176)
-        grid.setModel(model)
-        grid.resize(1200, 800)
-        grid.show()
+    class TimedGrid(PhotoGrid):
+        def paintEvent(self, event: QPaintEvent) -> None:
+            t = time.perf_counter()
+            super().paintEvent(event)
+            paints.append((time.perf_counter() - t) * 1000)
+
+    pool = BackgroundPool(threads=max(1, min(3, (os.cpu_count() or 2) - 1)), name="thumbnails")
+    thumbs = ThumbnailProvider(pool, loader=real_path, disk=DiskThumbnailCache(paths.thumbnails))
+    t0 = time.perf_counter()
+    model = PhotoGridModel(thumbs, thumb_size=176)
+    model.set_results(listing.ids, listing.paths, None, stamps=listing.stamps,
+                      months=[(m.first_row, m.year, m.month) for m in listing.months])
+    grid = TimedGrid(176)
+    grid.setModel(model)
+    scrubber = DateScrubber()
+    scrubber.set_months(listing.months)
+    grid.resize(1200, 800)
+    scrubber.resize(132, 800)
+
+    def follow() -> None:  # as the library view does when its grid scrolls
+        index = grid.indexAt(QPoint(grid.spacing() + 8, grid.spacing() + 8))
+        scrubber.follow(index.row() if index.isValid() else 0)
+
+    grid.verticalScrollBar().valueChanged.connect(follow)
+    grid.show()
+    scrubber.show()
+    while not paints:
         app.processEvents()
-        open_ms = (time.perf_counter() - t0) * 1000
-        bar = grid.verticalScrollBar()
-        paint_ms: list[float] = []
-        cpu_ms: list[float] = []  # the GUI thread's own CPU time: what the paint costs on a busy machine too
-        loop = QEventLoop()
-        state = {"step": 0, "wait": 0}
+    first_frame_ms = (time.perf_counter() - t0) * 1000
+    deadline = time.perf_counter() + 30
+    while thumbs.pending() and time.perf_counter() < deadline:
+        app.processEvents()
+        time.sleep(0.001)
+    app.processEvents()
+    first_screen_ms = (time.perf_counter() - t0) * 1000
+    opening_paints = len(paints)
 
-        def step(grid: PhotoGrid = grid, bar: object = bar, paint_ms: list[float] = paint_ms,
-                 cpu_ms: list[float] = cpu_ms,
-                 state: dict[str, int] = state, loop: QEventLoop = loop, thumbs: ThumbnailProvider = thumbs) -> None:
-            # Each step: scroll, paint (timed), then let the photos now on screen settle (decoded or read from
-            # disk) before the next step, so that both runs ask for the same thumbnails.
-            if thumbs.pending() and state["wait"] < 150:
-                state["wait"] += 1
-                QTimer.singleShot(20, step)
-                return
-            state["wait"] = 0
-            k = state["step"]
-            if k > steps:
-                loop.quit()
-                return
-            bar.setValue(bar.maximum() * k // steps)  # type: ignore[attr-defined]
-            t, c = time.perf_counter(), time.thread_time()
-            grid.viewport().repaint()
-            paint_ms.append((time.perf_counter() - t) * 1000)
-            cpu_ms.append((time.thread_time() - c) * 1000)
-            state["step"] = k + 1
-            QTimer.singleShot(16, step)
+    bar = grid.verticalScrollBar()
+    step_ms: list[float] = []
+    paint_ms: list[float] = []
+    cpu_ms: list[float] = []  # the GUI thread's own CPU time: what the step costs on a busy machine too
+    probe = LatencyProbe()
+    loop = QEventLoop()
+    state = {"step": 0, "wait": 0}
 
-        QTimer.singleShot(0, step)
-        loop.exec()
-        ordered = sorted(paint_ms)
-        results.append((open_ms, statistics.median(ordered), ordered[-1], len(decoded)))
-        _out(f"library view of {len(listing):,} photos, {run}: listed by date with {len(listing.months)} months "
-             f"in {read_ms:.0f} ms (pool thread); grid filled and shown in {open_ms:.0f} ms")
-        _out(f"  scrolled top to bottom in {steps} steps: paint per step median {statistics.median(ordered):.1f} ms, "
-             f"worst {ordered[-1]:.1f} ms (GUI-thread CPU median {statistics.median(cpu_ms):.1f} ms); "
-             f"originals decoded: {len(decoded)}; thumbnails from disk: "
-             f"{thumbs.disk.hits if thumbs.disk else 0}")
-        grid.close()
-        pool.shutdown()
-    if len(results) == 2 and results[0][3]:
-        _out(f"  restart decoded {results[1][3]} of the {results[0][3]} originals the first run decoded")
+    def step() -> None:
+        if thumbs.pending() and state["wait"] < 150:
+            state["wait"] += 1
+            QTimer.singleShot(20, step)
+            return
+        state["wait"] = 0
+        k = state["step"]
+        if k > steps:
+            loop.quit()
+            return
+        t, c = time.perf_counter(), time.thread_time()
+        bar.setValue(bar.maximum() * k // steps)
+        p = time.perf_counter()
+        grid.viewport().repaint()
+        end = time.perf_counter()
+        step_ms.append((end - t) * 1000)
+        paint_ms.append((end - p) * 1000)
+        cpu_ms.append((time.thread_time() - c) * 1000)
+        state["step"] = k + 1
+        QTimer.singleShot(16, step)
+
+    probe.start()
+    QTimer.singleShot(0, step)
+    loop.exec()
+    probe.stop()
+    others = sorted(paints[opening_paints:])
+    ordered = sorted(paint_ms)
+    _out(f"library view of {len(listing):,} photos, {run} (fresh process, load average {_load()}): listed by date "
+         f"with {len(listing.months)} months in {read_ms:.0f} ms (pool thread); first frame {first_frame_ms:.0f} ms "
+         f"after the listing arrived, first screen of thumbnails {first_screen_ms:.0f} ms")
+    _out(f"  scrolled top to bottom in {steps} steps: paint per step median {statistics.median(ordered):.1f} ms, "
+         f"worst {ordered[-1]:.1f} ms; scroll and paint median {statistics.median(step_ms):.1f} ms "
+         f"(GUI-thread CPU median {statistics.median(cpu_ms):.1f} ms); every paint while scrolling "
+         f"({len(others)}, thumbnails arriving included): median {statistics.median(others):.1f} ms, "
+         f"p95 {others[int(len(others) * 0.95)]:.1f} ms")
+    _out(f"  GUI-thread stall while scrolling: {probe.summary()}")
+    _out(f"  originals decoded: {len(decoded)}; thumbnails from disk: {thumbs.disk.hits if thumbs.disk else 0}")
+    sys.stdout.write(_RESULT + json.dumps({"decoded": len(decoded), "paint_median_ms": statistics.median(ordered),
+                                           "first_frame_ms": first_frame_ms}) + "\n")
+    sys.stdout.flush()
+    grid.close()
+    scrubber.close()
+    pool.shutdown()
 
 
 def bench_quit(photos: Sequence[Path], work: Path) -> None:
@@ -388,6 +468,11 @@ def bench_quit(photos: Sequence[Path], work: Path) -> None:
     app.processEvents()
 
 
+def _load() -> str:
+    """The 1-minute load average (the machine is shared: wall-clock figures follow it, CPU figures less)."""
+    return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
+
+
 def shutil_rmtree(folder: Path) -> None:
     import shutil
 
@@ -400,7 +485,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=int, default=100_000, help="grid size to scroll (default 100000)")
     parser.add_argument("--workdir", type=Path, help="where to generate photos (kept and reused)")
     parser.add_argument("--library", type=int, default=100_000, help="photos in the library view (default 100000)")
-    parser.add_argument("--only", choices=("library", "quit"), help="run only this part")
+    parser.add_argument("--only", choices=("grid", "library", "quit"), help="run only this part")
     parser.add_argument("--home", type=Path, help="photoembed home to use (default: a fresh temporary one); "
                         "put model weights there to measure indexing with the model")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -412,6 +497,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         photos = generate_photos(work / "photos", args.photos)
         if args.only == "library":
             bench_library_view(photos, args.library, work)
+            return 0
+        if args.only == "grid":
+            bench_grid_scroll(photos, args.results)
             return 0
         if args.only == "quit":
             bench_quit(photos, work)

@@ -1,22 +1,60 @@
 """The virtualised thumbnail grid and the actions every photo offers.
 
-A ``QListView`` in icon mode over a :class:`~photoembed.gui.models.PhotoGridModel`: it creates no widget per
-photo, asks the model only for the rows on screen, and so scrolls 100k results as easily as 100.
+:class:`PhotoGrid` is a ``QAbstractItemView`` whose layout is arithmetic: every tile has the delegate's one
+size, so a row's place is ``divmod(row, columns)`` and the rows on screen follow from the scroll offset. No
+step of opening, resizing, scrolling, jumping or painting visits the rows off screen (a ``QListView`` in icon
+mode lays out every row, one Python ``rowCount`` call each: about 0.3 s of the GUI thread at 100k photos on
+every reset and resize, and until its batched layout is done a jump to a far row does nothing).
 """
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterable
 from pathlib import Path
+from typing import ClassVar, cast
 
-from PySide6.QtCore import QMimeData, QModelIndex, QPoint, QProcess, QSize, Qt, QUrl, Signal
-from PySide6.QtGui import QAction, QDesktopServices, QGuiApplication, QKeySequence
-from PySide6.QtWidgets import QAbstractItemView, QFileDialog, QListView, QMenu, QMessageBox, QWidget
+from PySide6.QtCore import (
+    QEvent,
+    QItemSelection,
+    QItemSelectionModel,
+    QItemSelectionRange,
+    QMimeData,
+    QModelIndex,
+    QPersistentModelIndex,
+    QPoint,
+    QProcess,
+    QRect,
+    QSize,
+    Qt,
+    QUrl,
+    Signal,
+)
+from PySide6.QtGui import (
+    QAction,
+    QDesktopServices,
+    QGuiApplication,
+    QKeyEvent,
+    QKeySequence,
+    QMouseEvent,
+    QPainter,
+    QPaintEvent,
+    QRegion,
+    QResizeEvent,
+)
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QMenu,
+    QMessageBox,
+    QStyleOptionViewItem,
+    QWidget,
+)
 
 from photoembed.gui import theme
 from photoembed.gui.delegates import ThumbnailDelegate
-from photoembed.gui.models import PathRole
+from photoembed.gui.models import PathRole, PhotoGridModel, Tile, TileRole
 
 logger = logging.getLogger(__name__)
 
@@ -65,13 +103,25 @@ def copy_files(paths: list[Path]) -> None:
     QGuiApplication.clipboard().setMimeData(mime)
 
 
+def _overlapping(low: int, high: int, spacing: int, extent: int, count: int) -> range:
+    """Which of ``count`` tiles, each ``extent`` long after a ``spacing`` gap, overlap ``low..high``."""
+    step = extent + spacing
+    first = max(0, -(-(low - spacing - extent + 1) // step))
+    last = min(count - 1, (high - spacing) // step)
+    return range(first, last + 1)
+
+
 def write_path_list(file: Path, paths: list[Path]) -> None:
     """The chosen photos' paths, one a line (UTF-8), for scripts and other tools."""
     file.write_text("".join(f"{p}\n" for p in paths), encoding="utf-8")
 
 
-class PhotoGrid(QListView):
-    """A grid of photos with the common actions.
+class PhotoGrid(QAbstractItemView):
+    """A grid of photos, laid out by arithmetic (see the module's docstring), with the common actions.
+
+    Args:
+        thumb_size: the thumbnail square; the tile is the delegate's size for it.
+        show_score: the delegate draws raw scores.
 
     Signals:
         open_requested(row: int): double-click or Enter on a photo.
@@ -85,20 +135,23 @@ class PhotoGrid(QListView):
 
     def __init__(self, thumb_size: int, *, show_score: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.setViewMode(QListView.ViewMode.IconMode)
-        self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setMovement(QListView.Movement.Static)
-        self.setUniformItemSizes(True)  # lets the view lay out 100k items without asking each one
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(2000)
-        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
-        self.setMouseTracking(True)
-        self.setSpacing(4)
-        self.setWordWrap(False)
-        self.setDragEnabled(False)
+        self._spacing = 4
+        self._columns = 1
+        self._rows = 0
+        self._hover = -1
+        self._anchor = -1  # where a shift-click or shift-arrow range starts: the last plain or ctrl choice
+        # The delegate first: the setters below call updateGeometries, which asks it for the tile size.
         self.delegate = ThumbnailDelegate(thumb_size, show_score=show_score, parent=self)
         self.setItemDelegate(self.delegate)
+        self._tile = self._tile_size()
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMouseTracking(True)
+        self.viewport().setMouseTracking(True)
+        self.setDragEnabled(False)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setIconSize(QSize(thumb_size, thumb_size))
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._context_menu)
@@ -119,6 +172,316 @@ class PhotoGrid(QListView):
         self._copy_action.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
         self._copy_action.triggered.connect(lambda: self._with_selection(copy_files))
         self.addAction(self._copy_action)
+
+    # -- layout: arithmetic over one tile size --------------------------------------------------------
+
+    def spacing(self) -> int:
+        """The gap around tiles, in pixels."""
+        return self._spacing
+
+    def setSpacing(self, spacing: int) -> None:
+        self._spacing = max(0, spacing)
+        self.updateGeometries()
+
+    def setModel(self, model: object) -> None:
+        old = self.model()
+        if old is not None:
+            for signal in (old.modelReset, old.rowsInserted, old.rowsRemoved, old.layoutChanged):
+                signal.disconnect(self._relayout)
+        super().setModel(model)  # type: ignore[arg-type]
+        new = self.model()
+        if new is not None:
+            for signal in (new.modelReset, new.rowsInserted, new.rowsRemoved, new.layoutChanged):
+                signal.connect(self._relayout)
+        self._relayout()
+
+    def _relayout(self, *_args: object) -> None:
+        # At once, not deferred as Qt's views do: it costs no more than a few multiplications, and a
+        # scrollTo right after new results must find the rows where they will be.
+        self._hover = -1
+        self._anchor = -1
+        self.updateGeometries()
+        self.viewport().update()
+
+    def _tile_size(self) -> QSize:
+        option = QStyleOptionViewItem()
+        self.initViewItemOption(option)
+        return self.delegate.sizeHint(option, QModelIndex())
+
+    def _count(self) -> int:
+        model = self.model()
+        return model.rowCount(self.rootIndex()) if model is not None else 0
+
+    def updateGeometries(self) -> None:
+        self._tile = self._tile_size()
+        step_x = self._tile.width() + self._spacing
+        width = self.viewport().width() - self._spacing
+        self._columns = max(1, width // step_x) if step_x > 0 else 1
+        count = self._count()
+        self._rows = -(-count // self._columns)
+        content = self._spacing + self._rows * (self._tile.height() + self._spacing)
+        page = self.viewport().height()
+        bar = self.verticalScrollBar()
+        bar.setPageStep(max(1, page))
+        bar.setRange(0, max(0, content - page))
+        self.horizontalScrollBar().setRange(0, 0)
+        super().updateGeometries()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self.updateGeometries()
+
+    def _content_rect(self, row: int) -> QRect:
+        """Where a row's tile lies in the content (before scrolling)."""
+        line, column = divmod(row, self._columns)
+        width, height = self._tile.width(), self._tile.height()
+        return QRect(self._spacing + column * (width + self._spacing), self._spacing + line * (height + self._spacing),
+                     width, height)
+
+    def _lines_in(self, top: int, bottom: int) -> range:
+        """The grid lines (rows of tiles) whose tiles overlap content heights ``top..bottom``."""
+        return _overlapping(top, bottom, self._spacing, self._tile.height(), self._rows)
+
+    def _columns_in(self, left: int, right: int) -> range:
+        return _overlapping(left, right, self._spacing, self._tile.width(), self._columns)
+
+    def visualRect(self, index: QModelIndex | QPersistentModelIndex) -> QRect:
+        if not index.isValid() or index.parent() != self.rootIndex() or index.column() != 0:
+            return QRect()
+        return self._content_rect(index.row()).translated(0, -self.verticalOffset())
+
+    def indexAt(self, point: QPoint) -> QModelIndex:
+        count = self._count()
+        if count == 0:  # no model, or nothing in it
+            return QModelIndex()
+        x, y = point.x(), point.y() + self.verticalOffset()
+        step_x, step_y = self._tile.width() + self._spacing, self._tile.height() + self._spacing
+        if x < self._spacing or y < self._spacing:
+            return QModelIndex()
+        column, dx = divmod(x - self._spacing, step_x)
+        line, dy = divmod(y - self._spacing, step_y)
+        if column >= self._columns or dx >= self._tile.width() or dy >= self._tile.height():
+            return QModelIndex()
+        row = line * self._columns + column
+        return self.model().index(row, 0, self.rootIndex()) if row < count else QModelIndex()
+
+    def scrollTo(self, index: QModelIndex | QPersistentModelIndex,
+                 hint: QAbstractItemView.ScrollHint = QAbstractItemView.ScrollHint.EnsureVisible) -> None:
+        if not index.isValid():
+            return
+        rect = self._content_rect(index.row())
+        bar = self.verticalScrollBar()
+        page = self.viewport().height()
+        value = bar.value()
+        Hint = QAbstractItemView.ScrollHint
+        if hint == Hint.PositionAtTop:
+            value = rect.top() - self._spacing
+        elif hint == Hint.PositionAtBottom:
+            value = rect.bottom() + 1 + self._spacing - page
+        elif hint == Hint.PositionAtCenter:
+            value = rect.top() - (page - rect.height()) // 2
+        elif rect.top() < value:
+            value = rect.top() - self._spacing
+        elif rect.bottom() + 1 > value + page:
+            value = rect.bottom() + 1 + self._spacing - page
+        bar.setValue(value)
+
+    def horizontalOffset(self) -> int:
+        return 0
+
+    def verticalOffset(self) -> int:
+        return self.verticalScrollBar().value()
+
+    def isIndexHidden(self, index: QModelIndex | QPersistentModelIndex) -> bool:
+        return False
+
+    def moveCursor(self, action: QAbstractItemView.CursorAction,
+                   modifiers: Qt.KeyboardModifier) -> QModelIndex:
+        model = self.model()
+        count = self._count()
+        if model is None or count == 0:
+            return QModelIndex()
+        current = self.currentIndex()
+        if not current.isValid():
+            return model.index(0, 0, self.rootIndex())
+        row = current.row()
+        page_lines = max(1, self.viewport().height() // (self._tile.height() + self._spacing))
+        Move = QAbstractItemView.CursorAction
+        moves = {
+            Move.MoveLeft: -1, Move.MovePrevious: -1, Move.MoveRight: 1, Move.MoveNext: 1,
+            Move.MoveUp: -self._columns, Move.MoveDown: self._columns,
+            Move.MovePageUp: -self._columns * page_lines, Move.MovePageDown: self._columns * page_lines,
+        }
+        if action == Move.MoveHome:
+            row = 0
+        elif action == Move.MoveEnd:
+            row = count - 1
+        elif action in moves:
+            row += moves[action]
+        return model.index(min(max(row, 0), count - 1), 0, self.rootIndex())
+
+    def _selection_in(self, rect: QRect) -> QItemSelection:
+        """The tiles a viewport rectangle touches, as one range per grid line (one in all across whole lines)."""
+        model = self.model()
+        selection = QItemSelection()
+        count = self._count()
+        if model is None or count == 0:
+            return selection
+        offset = self.verticalOffset()
+        rect = rect.normalized()
+        lines = self._lines_in(rect.top() + offset, rect.bottom() + offset)
+        columns = self._columns_in(rect.left(), rect.right())
+        if not lines or not columns:
+            return selection
+        root = self.rootIndex()
+        if len(columns) == self._columns:  # whole lines: one contiguous range
+            first = lines.start * self._columns
+            last = min(count - 1, lines.stop * self._columns - 1)
+            if first <= last:
+                selection.append(QItemSelectionRange(model.index(first, 0, root), model.index(last, 0, root)))
+            return selection
+        for line in lines:
+            first = line * self._columns + columns.start
+            last = min(count - 1, line * self._columns + columns.stop - 1)
+            if first <= last:
+                selection.append(QItemSelectionRange(model.index(first, 0, root), model.index(last, 0, root)))
+        return selection
+
+    def setSelection(self, rect: QRect, command: QItemSelectionModel.SelectionFlag) -> None:
+        # A press on a tile selects that tile only (not its neighbours that the 1-pixel rectangle may touch).
+        selection = self._selection_in(rect)
+        if rect.width() <= 1 and rect.height() <= 1:
+            index = self.indexAt(rect.topLeft())
+            selection = QItemSelection(index, index) if index.isValid() else QItemSelection()
+        self.selectionModel().select(selection, command)
+
+    def visualRegionForSelection(self, selection: QItemSelection) -> QRegion:
+        region = QRegion()
+        offset = self.verticalOffset()
+        shown = self._lines_in(offset, offset + self.viewport().height())
+        if not shown:
+            return region
+        low, high = shown.start * self._columns, shown.stop * self._columns - 1
+        for selected in cast("Iterable[QItemSelectionRange]", selection):
+            for row in range(max(low, selected.top()), min(high, selected.bottom()) + 1):
+                region += self._content_rect(row).translated(0, -offset)
+        return region
+
+    def keyboardSearch(self, search: str) -> None:
+        """No type-to-find: it reads every row's name (100k Python calls) for a photo grid's little use."""
+
+    # -- ranges: shift-click and shift-arrows select rows in reading order ----------------------------
+    # (Qt's views select the rectangle between the two tiles, as for a drag: in a grid of photos sorted by
+    # date, a range is what "from this one to that one" means.)
+
+    _RANGE_KEYS: ClassVar[dict[Qt.Key, QAbstractItemView.CursorAction]] = {
+        Qt.Key.Key_Left: QAbstractItemView.CursorAction.MoveLeft,
+        Qt.Key.Key_Right: QAbstractItemView.CursorAction.MoveRight,
+        Qt.Key.Key_Up: QAbstractItemView.CursorAction.MoveUp,
+        Qt.Key.Key_Down: QAbstractItemView.CursorAction.MoveDown,
+        Qt.Key.Key_Home: QAbstractItemView.CursorAction.MoveHome,
+        Qt.Key.Key_End: QAbstractItemView.CursorAction.MoveEnd,
+        Qt.Key.Key_PageUp: QAbstractItemView.CursorAction.MovePageUp,
+        Qt.Key.Key_PageDown: QAbstractItemView.CursorAction.MovePageDown,
+    }
+
+    def mousePressEvent(self, event: QMouseEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        modifiers = event.modifiers()
+        if (event.button() == Qt.MouseButton.LeftButton and modifiers & Qt.KeyboardModifier.ShiftModifier
+                and index.isValid() and self.selectionMode() == QAbstractItemView.SelectionMode.ExtendedSelection):
+            self._select_range_to(index, keep=bool(modifiers & Qt.KeyboardModifier.ControlModifier))
+            event.accept()
+            return
+        super().mousePressEvent(event)
+        if index.isValid():
+            self._anchor = index.row()
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        modifiers = event.modifiers()
+        action = self._RANGE_KEYS.get(Qt.Key(event.key()))
+        if (action is not None and modifiers & Qt.KeyboardModifier.ShiftModifier
+                and self.selectionMode() == QAbstractItemView.SelectionMode.ExtendedSelection):
+            target = self.moveCursor(action, modifiers)
+            if target.isValid():
+                self._select_range_to(target, keep=bool(modifiers & Qt.KeyboardModifier.ControlModifier))
+                event.accept()
+                return
+        super().keyPressEvent(event)
+        if action is not None and self.currentIndex().isValid():
+            self._anchor = self.currentIndex().row()
+
+    def _select_range_to(self, index: QModelIndex, *, keep: bool) -> None:
+        model = self.model()
+        current = self.currentIndex()
+        anchor = self._anchor if 0 <= self._anchor < self._count() else (
+            current.row() if current.isValid() else index.row())
+        low, high = sorted((anchor, index.row()))
+        root = self.rootIndex()
+        selection = QItemSelection(model.index(low, 0, root), model.index(high, 0, root))
+        flags = QItemSelectionModel.SelectionFlag.Select if keep else QItemSelectionModel.SelectionFlag.ClearAndSelect
+        self.selectionModel().select(selection, flags)
+        self.selectionModel().setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+        self._anchor = anchor
+        self.scrollTo(index)
+
+    # -- painting -----------------------------------------------------------------------------------
+
+    def mouseMoveEvent(self, event: QMouseEvent) -> None:
+        index = self.indexAt(event.position().toPoint())
+        self._set_hover(index.row() if index.isValid() else -1)
+        super().mouseMoveEvent(event)
+
+    def viewportEvent(self, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Leave:  # the pointer left the tiles: no tile is hovered
+            self._set_hover(-1)
+        return super().viewportEvent(event)
+
+    def _set_hover(self, row: int) -> None:
+        if row == self._hover:
+            return
+        offset = self.verticalOffset()
+        for old in (self._hover, row):
+            if old >= 0:
+                self.viewport().update(self._content_rect(old).translated(0, -offset))
+        self._hover = row
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        model = self.model()
+        count = self._count()
+        if model is None or count == 0:
+            return
+        painter = QPainter(self.viewport())
+        area = event.rect()
+        offset = self.verticalOffset()
+        option = QStyleOptionViewItem()
+        self.initViewItemOption(option)
+        delegate = self.delegate
+        style = delegate.style_for(painter, option)
+        selection = self.selectionModel()
+        any_selected = selection is not None and selection.hasSelection()
+        root = self.rootIndex()
+        # The grid's own model hands its tiles over directly (no C++ round trip per tile); any other model
+        # answers TileRole.
+        tile_of = model.tile if isinstance(model, PhotoGridModel) else (
+            lambda row: model.index(row, 0, root).data(TileRole))
+        spacing, width, height = self._spacing, self._tile.width(), self._tile.height()
+        columns = self._columns_in(area.left(), area.right())
+        for line in self._lines_in(area.top() + offset, area.bottom() + offset):
+            top = spacing + line * (height + spacing) - offset
+            for column in columns:
+                row = line * self._columns + column
+                if row >= count:
+                    break
+                tile = tile_of(row)
+                if not isinstance(tile, Tile):
+                    continue
+                selected = any_selected and selection.isSelected(model.index(row, 0, root))
+                delegate.paint_tile(painter, spacing + column * (width + spacing), top, tile, selected,
+                                    row == self._hover, style)
+        painter.end()
+
+    # -- actions ------------------------------------------------------------------------------------
 
     def selected_paths(self) -> list[Path]:
         """The selected photos in grid order (the current one when nothing is selected)."""

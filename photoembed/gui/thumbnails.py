@@ -6,8 +6,10 @@ files without decoding an original again, and a photo that changes gets a new st
 
 The decoder (``photoembed.imaging.decode.load_thumbnail``) runs on a pool thread and the ``QImage`` is built
 there too (``QImage`` is safe off the GUI thread; ``QPixmap`` is not). The GUI thread turns it into a
-``QPixmap`` when it arrives and keeps it in a byte-bounded LRU. Requests are served newest first, so after
-a fast scroll the photos now on screen decode before the ones scrolled past.
+``QPixmap`` once, when it arrives, and keeps it in a byte-bounded LRU with the stamp it was made for: a photo
+asked for under another stamp (it changed while the app runs) is made again, not shown as it was. Requests
+are served newest first, so after a fast scroll the photos now on screen decode before the ones scrolled
+past, and they go to the pool once the paint that asked for them is over (never from inside a paint).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QObject, QSaveFile, Signal
+from PySide6.QtCore import QObject, QSaveFile, QTimer, Signal
 from PySide6.QtGui import QImage, QPainter, QPixmap
 
 from photoembed.errors import KnownError
@@ -176,53 +178,71 @@ class ThumbnailProvider(QObject):
         self._loader = loader
         self._budget = budget_bytes
         self._in_flight_max = max(1, in_flight)
-        self._cache: collections.OrderedDict[ThumbKey, QPixmap] = collections.OrderedDict()
+        # Each thumbnail with the stamp it was made for (None: no stamp was given).
+        self._cache: collections.OrderedDict[ThumbKey, tuple[QPixmap, str | None]] = collections.OrderedDict()
         self._bytes = 0
-        self._failed: dict[ThumbKey, str] = {}
-        self._waiting: collections.OrderedDict[ThumbKey, tuple[Path, str | None]] = collections.OrderedDict()
-        self._running: set[ThumbKey] = set()
+        self._failed: dict[ThumbKey, tuple[str, str | None]] = {}
+        self._waiting: collections.OrderedDict[ThumbKey, tuple[Path | str, str | None]] = collections.OrderedDict()
+        self._running: dict[ThumbKey, str | None] = {}
         self._epoch = 0
+        self._pump_timer = QTimer(self)
+        self._pump_timer.setSingleShot(True)
+        self._pump_timer.setInterval(0)
+        self._pump_timer.timeout.connect(self._pump)
 
-    def get(self, photo_id: int, path: Path, size: int, stamp: str | None = None) -> QPixmap | None:
+    def get(self, photo_id: int, path: Path | str, size: int, stamp: str | None = None) -> QPixmap | None:
         """The cached thumbnail, or None after queueing its decode (``ready`` follows).
 
         ``stamp`` identifies the photo's content (see :class:`DiskThumbnailCache`); with one, the thumbnail
-        is read from and kept on disk.
+        is read from and kept on disk, and a thumbnail cached under another stamp (the photo changed since)
+        is dropped and made again.
         """
         key = (photo_id, size)
-        pixmap = self._cache.get(key)
-        if pixmap is not None:
-            self._cache.move_to_end(key)
-            return pixmap
-        if key in self._failed or key in self._running:
+        entry = self._cache.get(key)
+        if entry is not None:
+            if stamp is None or entry[1] == stamp:
+                self._cache.move_to_end(key)
+                return entry[0]
+            self._drop(key)
+        failed = self._failed.get(key)
+        if failed is not None and stamp is not None and failed[1] != stamp:
+            del self._failed[key]  # it changed: it may be readable now
+            failed = None
+        if failed is not None or key in self._running:
             return None
         self._waiting[key] = (path, stamp)
         self._waiting.move_to_end(key)
         while len(self._waiting) > MAX_QUEUED:
             self._waiting.popitem(last=False)
-        self._pump()
+        if self._pool.force_sync:
+            self._pump()  # an inline pool answers at once, as it promises
+        elif not self._pump_timer.isActive():
+            # Submitted once the paint that asks is over: the pool thread then starts its decodes (and its
+            # bursts of Python under the GIL) after the frame, not in the middle of it.
+            self._pump_timer.start()
         return None
 
     def failure(self, photo_id: int, size: int) -> str | None:
         """Why this thumbnail could not be made, if it could not."""
-        return self._failed.get((photo_id, size))
+        failed = self._failed.get((photo_id, size))
+        return None if failed is None else failed[0]
 
     def forget_pending(self) -> None:
         """Drop queued requests (a new result set replaces the grid). Running decodes finish."""
         self._waiting.clear()
+        self._pump_timer.stop()
 
     def invalidate(self, photo_ids: set[int] | None = None) -> None:
         """Forget cached thumbnails (files changed), all of them by default."""
-        keys = [k for k in self._cache if photo_ids is None or k[0] in photo_ids]
-        for key in keys:
-            self._bytes -= _pixmap_bytes(self._cache.pop(key))
+        for key in [k for k in self._cache if photo_ids is None or k[0] in photo_ids]:
+            self._drop(key)
         for key in [k for k in self._failed if photo_ids is None or k[0] in photo_ids]:
             del self._failed[key]
         if photo_ids is None:
             self._epoch += 1
 
     def pending(self) -> int:
-        """Decodes queued or running."""
+        """Thumbnails asked for and not ready yet (queued or loading)."""
         return len(self._waiting) + len(self._running)
 
     @property
@@ -235,8 +255,8 @@ class ThumbnailProvider(QObject):
     def _pump(self) -> None:
         while self._waiting and len(self._running) < self._in_flight_max:
             key, (path, stamp) = self._waiting.popitem(last=True)  # newest first: what is on screen now
-            self._running.add(key)
-            self._submit(key, path, stamp, self._epoch)
+            self._running[key] = stamp
+            self._submit(key, Path(path), stamp, self._epoch)
 
     def _submit(self, key: ThumbKey, path: Path, stamp: str | None, epoch: int) -> None:
         loader = self._loader
@@ -255,33 +275,40 @@ class ThumbnailProvider(QObject):
 
         self._pool.submit(
             load,
-            lambda image: self._arrived(key, epoch, image),
-            lambda error: self._broken(key, epoch, error),
+            lambda image: self._arrived(key, stamp, epoch, image),
+            lambda error: self._broken(key, stamp, epoch, error),
         )
 
-    def _arrived(self, key: ThumbKey, epoch: int, image: QImage) -> None:
-        self._running.discard(key)
+    def _arrived(self, key: ThumbKey, stamp: str | None, epoch: int, image: QImage) -> None:
+        self._running.pop(key, None)
         if epoch == self._epoch:
             if image.isNull():
-                self._failed[key] = "empty image"
+                self._failed[key] = ("empty image", stamp)
             else:
+                # The one QPixmap conversion of this thumbnail (GUI thread only); painting blits it as it is.
                 pixmap = QPixmap.fromImage(image)
-                self._cache[key] = pixmap
+                self._drop(key)
+                self._cache[key] = (pixmap, stamp)
                 self._bytes += _pixmap_bytes(pixmap)
                 self._evict()
             self.ready.emit(key[0], key[1])
         self._pump()
 
-    def _broken(self, key: ThumbKey, epoch: int, error: TaskError) -> None:
-        self._running.discard(key)
+    def _broken(self, key: ThumbKey, stamp: str | None, epoch: int, error: TaskError) -> None:
+        self._running.pop(key, None)
         if epoch == self._epoch:
-            self._failed[key] = error.message
+            self._failed[key] = (error.message, stamp)
             self.ready.emit(key[0], key[1])
         self._pump()
 
+    def _drop(self, key: ThumbKey) -> None:
+        entry = self._cache.pop(key, None)
+        if entry is not None:
+            self._bytes -= _pixmap_bytes(entry[0])
+
     def _evict(self) -> None:
         while self._bytes > self._budget and len(self._cache) > 1:
-            _, pixmap = self._cache.popitem(last=False)
+            _, (pixmap, _stamp) = self._cache.popitem(last=False)
             self._bytes -= _pixmap_bytes(pixmap)
 
 

@@ -16,7 +16,9 @@ from photoembed.gui.models import (
     PhotoGridModel,
     RootRow,
     RootsModel,
+    ThumbnailFailedRole,
     ThumbnailRole,
+    TileRole,
     WatchStateRole,
     with_keeper,
 )
@@ -68,7 +70,7 @@ def test_photo_grid_model_loads_thumbnails_on_demand(qtmodeltester: ModelTester,
         model.index(2).data(ThumbnailRole)
     assert changed.args is not None
     assert changed.args[0].row() == 2
-    assert changed.args[2] == [ThumbnailRole, ThumbnailRole + 1]
+    assert changed.args[2] == [ThumbnailRole, ThumbnailFailedRole, TileRole]
     model.clear()
     qtmodeltester.check(model, force_py=True)
 
