@@ -30,7 +30,8 @@ from PySide6.QtWidgets import (
 from photoembed.dedup.records import TrashPlan
 from photoembed.gui import theme
 from photoembed.gui.browse import DateScrubber
-from photoembed.gui.controller import LibraryController, LibrarySnapshot, SelectionPlan, library_date_range
+from photoembed.gui.browse_part import SelectionPlan, library_date_range
+from photoembed.gui.controller import LibraryController, LibrarySnapshot
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
@@ -259,7 +260,7 @@ class SearchView(QWidget):
         self._debounce.timeout.connect(self._run_now)
         controller.snapshot.connect(self.apply_snapshot)
         controller.changed.connect(self._library_changed)
-        controller.index_state.connect(self._index_state)
+        controller.status.changed.connect(lambda _state: self._index_state(False, False))
         self._show_message()
 
     # -- state from the library ----------------------------------------------------------------------
@@ -285,9 +286,9 @@ class SearchView(QWidget):
             self._browse_debounce.start()  # photos came or went: the listing follows
         elif self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
-        if snap.generation != self._dates_generation and snap.ok and not self.controller.index.running:
+        if snap.generation != self._dates_generation and snap.ok and not self.controller.status.state.busy:
             self._dates_generation = snap.generation
-            self.controller.read(library_date_range, self._apply_date_range)
+            self.controller.browse.read(library_date_range, self._apply_date_range)
 
     def _apply_date_range(self, span: tuple[float, float] | None) -> None:
         """Default the date fields to the library's range; a field the user turned on keeps its date."""
@@ -361,7 +362,7 @@ class SearchView(QWidget):
             self._browse_debounce.setInterval(int(max(BROWSE_DEBOUNCE_MS, 4 * elapsed_ms)))
             self._browse_ready(request, folder or "", listing)
 
-        self.controller.read(lambda library: photos_by_date(library.catalog, root=root), done)
+        self.controller.browse.read(lambda library: photos_by_date(library.catalog, root=root), done)
 
     def _browse_ready(self, request: int, folder: str, listing: BrowseListing) -> None:
         if request != self._browse_request:
@@ -509,7 +510,7 @@ class SearchView(QWidget):
         text = self.field.text().strip()
         what = f"photos like {self._photo.name}" if self._photo else f"“{text}”"
         self.summary.setText(f"Searching {what}…")
-        self.controller.search(
+        self.controller.browse.search(
             query=None if self._photo else text,
             photo=self._photo,
             filters=self.current_filters(),
@@ -558,7 +559,7 @@ class SearchView(QWidget):
                 text = "Opening the library…"
             elif self._photo_count and self.folder.currentData():
                 text = "No photos in this folder yet."
-            elif self._folder_count and self.controller.index.running:
+            elif self._folder_count and self.controller.status.state.busy:
                 text = ("Your photos are being indexed.\n"
                         "Search works on what is indexed so far; type to try it.")
             elif self._folder_count:
@@ -623,7 +624,7 @@ class SearchView(QWidget):
         if not paths or self.controller.library is None:
             return
         self.status.emit(f"Checking {len(paths):,} photo{'s' if len(paths) != 1 else ''}…")
-        self.controller.plan_selection_trash(paths, self._selection_planned)
+        self.controller.browse.plan_selection_trash(paths, self._selection_planned)
 
     def _selection_planned(self, selection: SelectionPlan) -> None:
         plan = selection.plan
@@ -634,7 +635,7 @@ class SearchView(QWidget):
         if not self.ask_confirmation(plan, selection.refused):
             self.status.emit("Nothing was moved to the trash")
             return
-        self.controller.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
+        self.controller.browse.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
                               on_error=self._trash_failed)
 
     def _trashed(self, batch: int, plan: TrashPlan) -> None:
@@ -664,7 +665,7 @@ class SearchView(QWidget):
             return
         batch = self._last_batch
         self.undo_button.setEnabled(False)
-        self.controller.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
+        self.controller.browse.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
 
     def _undone(self, paths: list[Path]) -> None:
         self._last_batch = None

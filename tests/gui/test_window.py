@@ -205,7 +205,7 @@ def test_status_never_claims_a_duplicates_job_without_folders(
     window: MainWindow, controller: LibraryController, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    monkeypatch.setattr(controller, "find_clusters", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(controller.dupes, "find_clusters", lambda **kwargs: calls.append(kwargs))
     controller.open()
     window.tabs.setCurrentWidget(window.dupes)
     window.dupes.activate()
