@@ -198,8 +198,9 @@ class StatusModel(QObject):
         self._set(activity=Activity.OPEN_FAILED, detail=message)
 
     def opened(self) -> None:
-        """The library is open; nothing runs until the live job starts."""
-        self._set(activity=Activity.UP_TO_DATE, detail="")
+        """The library is open: it stays "opening" (not "up to date": nothing was checked yet) until the live
+        job starts, or a snapshot shows that there is no folder to check."""
+        self._set(activity=Activity.OPENING, detail="")
 
     def snapshot(self, *, roots: tuple[RootRow, ...], photos: int, failed: int, embedded: int, pending: int,
                  model_name: str, model_missing: bool) -> None:
@@ -252,7 +253,7 @@ class StatusModel(QObject):
         self._raw = dataclasses.replace(self._raw, **changes)  # type: ignore[arg-type]
         state = self._raw
         if (state.snapshot_seen and not state.folders
-                and state.activity in (Activity.UP_TO_DATE, Activity.SCANNING, Activity.UPDATING)):
+                and state.activity in (Activity.OPENING, Activity.UP_TO_DATE, Activity.SCANNING, Activity.UPDATING)):
             # Nothing to scan or to be up to date with: the views say how to start instead.
             state = dataclasses.replace(state, activity=Activity.NO_FOLDERS, watching=False)
         if state != self._state:
