@@ -108,8 +108,8 @@ class Sidebar(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
 
-        controller.status.changed.connect(self.render)
-        self.render(controller.status.state)
+        controller.status.changed.connect(self.show_state)
+        self.show_state(controller.status.state)
         self._update_buttons()
 
     def _action(self, icon_name: str, text: str, tip: str, slot: Callable[[], object]) -> QAction:
@@ -125,7 +125,7 @@ class Sidebar(QWidget):
         button.setAutoRaise(True)
         return button
 
-    def render(self, state: LibraryStatus) -> None:
+    def show_state(self, state: LibraryStatus) -> None:
         """The folders with their own counts, and the line under the title, from the one library state."""
         if state.snapshot_seen and list(state.roots) != self.model.rows():
             selected = self.selected_path()

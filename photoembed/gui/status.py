@@ -91,12 +91,12 @@ class StatusArea(QWidget):
         self._retry_attempt = 0
         self._tick = QTimer(self)
         self._tick.setInterval(RETRY_TICK_MS)
-        self._tick.timeout.connect(lambda: self.render(controller.status.state))
+        self._tick.timeout.connect(lambda: self.show_state(controller.status.state))
 
         controller.status.changed.connect(self._state_changed)
         controller.index_done.connect(self._index_done)
         controller.notify.connect(self.show_message)
-        self.render(controller.status.state)
+        self.show_state(controller.status.state)
 
     def show_message(self, text: str, is_error: bool = False) -> None:
         palette = self.message.palette()
@@ -114,15 +114,15 @@ class StatusArea(QWidget):
 
     def show_progress(self, _progress: Progress) -> None:
         """Show the state now (screenshots call it from the progress signal, before the next repaint)."""
-        self.render(self.controller.status.state)
+        self.show_state(self.controller.status.state)
 
     def _state_changed(self, state: LibraryStatus) -> None:
         if state.activity is Activity.RETRYING and (not self._tick.isActive() or state.attempt != self._retry_attempt):
             self._retry_since = time.monotonic()
             self._retry_attempt = state.attempt
-        self.render(state)
+        self.show_state(state)
 
-    def render(self, state: LibraryStatus) -> None:
+    def show_state(self, state: LibraryStatus) -> None:
         """Everything this area shows, from the state alone."""
         activity = state.activity
         retrying = activity is Activity.RETRYING

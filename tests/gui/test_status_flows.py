@@ -82,7 +82,8 @@ def test_a_failing_live_job_retries_with_exponential_backoff_and_says_so(
     assert retrying(seen) == [(1, 0.05), (2, 0.1), (3, 0.2), (4, 0.2)]
     assert flaky.calls == 5
     texts = [text for state, text in seen if state.activity is Activity.RETRYING]
-    assert all(t.startswith("Indexing failed: Internal error: RuntimeError: disk on fire · retrying in ") for t in texts)
+    prefix = "Indexing failed: Internal error: RuntimeError: disk on fire · retrying in "
+    assert all(t.startswith(prefix) for t in texts)
     assert controller.status.state.attempt == 0  # the sync that worked ended the run of failures
     assert not backoff_window.status_area.retry_now.isVisible()
 
@@ -272,7 +273,8 @@ def test_a_restart_with_nothing_to_do_is_up_to_date_without_importing_torch(
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180,
                           check=False)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert done.returncode == 0 and lines, done.stderr[-3000:]
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert lines, done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
     assert "up_to_date_s" in result, result
     assert result["heavy"] == [], result  # no torch, open_clip, ONNX Runtime nor FAISS until something embeds
