@@ -493,7 +493,8 @@ class LibraryController(QObject):
             return
         if self.retry_pending:
             return  # failed: the retry timer restarts it
-        self.status.live_stopped()
+        waiting_for = self.tasks.foreground_kinds()
+        self.status.live_stopped(held_for=_TASK_WORDS.get(waiting_for[0], "another task") if waiting_for else "")
         if not cancelled and not self.watch_enabled and not self._queued():
             return  # a one-off sync finished
         self._resume_live_when_idle()
@@ -550,6 +551,24 @@ _WATCH_LABELS = {
     "offline": "offline",
     "error": "not watched",
     "starting": "starting",
+}
+
+
+#: What a foreground task is, for "Indexing 5 / 100 · waits for the model download".
+_TASK_WORDS = {
+    "open": "the library to open",
+    "add-root": "the new folder",
+    "remove-root": "the folder's removal",
+    "protect": "the folder's protection",
+    "refresh-index": "the search index",
+    "trash": "the move to the trash",
+    "undo": "the undo",
+    "not-duplicates": "the duplicates' marks",
+    "not-duplicates-undo": "the duplicates' marks",
+    "model-download": "the model download",
+    "model-install": "the model install",
+    "search-photo": "a photo query",
+    "settings": "the settings",
 }
 
 

@@ -35,6 +35,7 @@ from photoembed.gui.controller import LibraryController, LibrarySnapshot
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
+from photoembed.gui.status_model import LibraryStatus
 from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
 from photoembed.imaging.formats import is_photo_name
@@ -260,16 +261,14 @@ class SearchView(QWidget):
         self._debounce.timeout.connect(self._run_now)
         controller.snapshot.connect(self.apply_snapshot)
         controller.changed.connect(self._library_changed)
-        controller.status.changed.connect(lambda _state: self._index_state(False, False))
+        controller.status.changed.connect(self._status_changed)
         self._show_message()
 
     # -- state from the library ----------------------------------------------------------------------
 
     def apply_snapshot(self, snap: LibrarySnapshot) -> None:
-        self._model_available = snap.model.available
         self._photo_count = snap.ok
         self._folder_count = len(snap.roots)
-        self.model_panel.setVisible(not snap.model.available)
         current = self.folder.currentData()
         known = [self.folder.itemData(i) for i in range(1, self.folder.count())]
         wanted = [str(row.path) for row in snap.roots]
@@ -309,7 +308,10 @@ class SearchView(QWidget):
             edit.setDate(QDate.currentDate())  # the library has no dated photo yet
             edit.blockSignals(False)
 
-    def _index_state(self, _running: bool, _paused: bool) -> None:
+    def _status_changed(self, state: LibraryStatus) -> None:
+        # The banner and the empty page follow the library's one state (as the status bar does).
+        self._model_available = not state.model_missing
+        self.model_panel.setVisible(state.model_missing)
         if self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
 

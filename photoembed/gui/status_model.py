@@ -60,6 +60,8 @@ class LibraryStatus:
         folders, photos, failed, embedded, pending: counts of the last snapshot.
         model_name, model_missing: the embedding model, and whether its weights are missing.
         roots: per-folder rows of the last snapshot.
+        held_for: a sync stopped for a task ahead of it (a download, a move to the trash), in words; it
+            goes on once that task is done.
     """
 
     activity: Activity = Activity.OPENING
@@ -81,6 +83,7 @@ class LibraryStatus:
     model_name: str = ""
     model_missing: bool = False
     roots: tuple[RootRow, ...] = ()
+    held_for: str = ""
 
     @property
     def busy(self) -> bool:
@@ -94,6 +97,13 @@ class LibraryStatus:
 
 def describe(status: LibraryStatus, *, retry_left_s: float | None = None) -> str:
     """The status bar's line for a state; ``retry_left_s``: the seconds left before a retry, if known."""
+    line = _describe(status, retry_left_s)
+    if status.held_for and status.activity in (Activity.SCANNING, Activity.INDEXING, Activity.UPDATING):
+        line += f" · waits for {status.held_for}"
+    return line
+
+
+def _describe(status: LibraryStatus, retry_left_s: float | None) -> str:
     activity = status.activity
     if activity is Activity.OPENING:
         return "Opening the library…"
@@ -209,7 +219,7 @@ class StatusModel(QObject):
 
     def live_started(self) -> None:
         """A sync (or the watcher's first sync) starts: it scans first."""
-        self._set(activity=Activity.SCANNING, done=0, total=0, detail="", retry_in_s=0.0)
+        self._set(activity=Activity.SCANNING, done=0, total=0, detail="", retry_in_s=0.0, held_for="")
 
     def progress(self, progress: Progress) -> None:
         phase = progress.phase
@@ -241,10 +251,12 @@ class StatusModel(QObject):
         self._set(activity=Activity.RETRYING, detail=message, attempt=attempt, retry_in_s=retry_in_s,
                   watching=False)
 
-    def live_stopped(self) -> None:
-        """The live job ended without being paused or failing (a one-off sync, or pre-empted)."""
+    def live_stopped(self, *, held_for: str = "") -> None:
+        """The live job ended without being paused or failing: a one-off sync, or stopped for a task ahead
+        of it (``held_for``, in words), after which it starts again."""
         if self._raw.activity in BUSY and self._raw.activity is not Activity.OPENING:
-            return  # pre-empted: it starts again once the task ahead of it is done
+            self._set(held_for=held_for)  # a sync stopped half-way: still running, in words what it waits for
+            return
         self._set(watching=False)
 
     # -- the published value -------------------------------------------------------------------------

@@ -124,7 +124,11 @@ class TaskScheduler(QObject):
 
     def foreground_busy(self) -> bool:
         """Whether a foreground task is queued or running (the live job waits for them)."""
-        return any(job.kind != LIVE_KIND for job in self.runner.active_jobs())
+        return bool(self.foreground_kinds())
+
+    def foreground_kinds(self) -> list[str]:
+        """The kinds of the foreground tasks queued or running, in submission order (the first runs)."""
+        return [job.kind for job in self.runner.active_jobs() if job.kind != LIVE_KIND]
 
     def _preempt_live(self) -> None:
         self.stop_live()

@@ -144,8 +144,11 @@ def test_a_preempted_sync_keeps_saying_it_runs() -> None:
     snapshot(model)
     model.live_started()
     model.progress(Progress("index", 3, 10))
-    model.live_stopped()  # stopped for a task ahead of it; it starts again after that task
+    model.live_stopped(held_for="the model download")  # stopped for a task ahead of it; it goes on after
     assert model.state.activity is Activity.INDEXING
+    assert describe(model.state) == "Indexing 3 / 10 · waits for the model download"
+    model.live_started()  # it goes on
+    assert describe(model.state) == "Looking for photos… 0 found"
 
 
 def test_open_failure() -> None:
