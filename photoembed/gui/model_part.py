@@ -67,22 +67,28 @@ class ModelPart(QObject):
                 model, progress=lambda done, total: ctx.progress((done, total)), cancel=ctx.cancel
             )
 
-        self._download_job = self.tasks.submit(
+        this: list[Job] = []  # this download's job, once submitted
+
+        def finished(cancelled: bool) -> None:
+            if this and self._download_job is this[0]:  # a retry started meanwhile keeps its own job
+                self._download_job = None
+            if cancelled:
+                self.done.emit(False, "Download cancelled")
+
+        job = self.tasks.submit(
             "model-download", task,
             on_progress=lambda p: self.progress.emit(p[0], p[1]),
             on_result=lambda _p: self._ready(f"Model {model} downloaded"),
             on_failed=lambda e: self._failed("download", model, e),
-            on_finished=self._download_finished,
+            on_finished=finished,
         )
+        this.append(job)
+        if job in self.tasks.runner.active_jobs():  # still queued or running (inline, force_sync: ended)
+            self._download_job = job
 
     def cancel_download(self) -> None:
         if self._download_job is not None:
             self._download_job.cancel()
-
-    def _download_finished(self, cancelled: bool) -> None:
-        self._download_job = None
-        if cancelled:
-            self.done.emit(False, "Download cancelled")
 
     def install(self, file: Path, name: str | None) -> None:
         """Install weights from a local file (offline machines): the local-weights path of `model install`."""
