@@ -21,8 +21,9 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from photoembed.config import Paths, Settings, load_settings, save_settings
 from photoembed.core.indexer import Indexer
@@ -31,6 +32,11 @@ from photoembed.ml.encoder import ClipEncoder, RuntimePlan, plan_runtime
 from photoembed.ml.models import ModelStore
 from photoembed.storage.catalog import Catalog
 from photoembed.storage.vector_index import VectorIndex
+
+if TYPE_CHECKING:
+    from photoembed.dedup.service import DedupService
+    from photoembed.dedup.trash import TrashBackend
+    from photoembed.search.service import SearchService
 
 logger = logging.getLogger(__name__)
 
@@ -144,6 +150,34 @@ class Library:
             )
             self._indexers[batch_size] = indexer
             return indexer
+
+    # -- services for front ends (built per call: each reads through the calling thread's connection) --
+
+    def search_service(self, *, image_encoder_provider: Callable[[], Any] | None = None) -> SearchService:
+        """Text and photo queries over this library (``image_encoder_provider``: default, the image tower)."""
+        from photoembed.imaging.decode import decode_photo
+        from photoembed.search.service import SearchService
+
+        return SearchService(
+            catalog=self.catalog,
+            vector_index=self.vector_index,
+            encoder_provider=self.text_encoder,
+            image_encoder_provider=image_encoder_provider or (lambda: self.encoder(IMAGE_TOWERS)),
+            decode=decode_photo,
+        )
+
+    def dedup_service(self, *, trash: TrashBackend | None = None, with_indexer: bool = False) -> DedupService:
+        """Duplicate finding, trash and undo (``trash``: default, the OS trash; ``with_indexer``: undo
+        re-indexes what it puts back)."""
+        from photoembed.dedup.service import DedupService
+        from photoembed.dedup.trash import SystemTrash
+
+        return DedupService(
+            catalog=self.catalog,
+            settings=self.settings,
+            trash=trash if trash is not None else SystemTrash(),
+            indexer=self.indexer() if with_indexer else None,
+        )
 
     # -- the image model's lifetime ------------------------------------------------------------------
 

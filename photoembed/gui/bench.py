@@ -17,7 +17,10 @@ there is no display). It prints:
    screen of thumbnails) and it is scrolled top to bottom (paint per step, wall clock and GUI-thread CPU,
    every other paint, event-loop stalls) with an empty thumbnail cache; then a second fresh process (a
    restart: nothing in memory, the disk cache warm) does the same: how many originals it decoded (0 means
-   the restart showed every thumbnail from the disk cache). See :func:`library_run`.
+   the restart showed every thumbnail from the disk cache). See :func:`library_run`;
+5. **restart with nothing to do** (``--only restart``, on ``--home`` when given): the app started again on
+   the indexed library: when it says "Up to date · watching for changes", and that torch, open_clip, ONNX
+   Runtime and FAISS were not imported.
 """
 
 from __future__ import annotations
@@ -473,6 +476,63 @@ def _load() -> str:
     return f"{os.getloadavg()[0]:.1f}" if hasattr(os, "getloadavg") else "n/a"
 
 
+_RESTART_CODE = """
+import json, os, sys, time
+t0 = time.perf_counter()
+from PySide6.QtCore import QTimer
+from photoembed.config import Paths
+from photoembed.gui import app as gapp
+from photoembed.gui.status_model import Activity
+a = gapp.create_application([])
+w = gapp.build_window(Paths.resolve(sys.argv[1]))  # watching, as the app does
+w.show()
+out = {"activities": []}
+w.controller.opened.connect(lambda: out.setdefault("opened_s", time.perf_counter() - t0))
+def changed(state):
+    out["activities"].append(state.activity.name)
+    if state.activity is Activity.UP_TO_DATE and state.watching and "up_s" not in out:
+        out.update(up_s=time.perf_counter() - t0, photos=state.photos, label=w.status_area.progress_label.text(),
+                   heavy=sorted(m for m in ("torch", "open_clip", "onnxruntime", "faiss") if m in sys.modules))
+        w.close(); a.quit()
+w.controller.status.changed.connect(changed)
+QTimer.singleShot(600_000, a.quit)
+a.exec()
+sys.stdout.write(json.dumps(out) + "\\n")
+"""
+
+
+def bench_restart(home: Path, photos: Path) -> None:
+    """The app started again on an indexed library with nothing new: time to "Up to date", heavy imports."""
+    import json
+
+    from photoembed.config import Paths
+    from photoembed.library import Library
+
+    library = Library(Paths.resolve(home))
+    try:
+        if not library.catalog.roots():
+            library.catalog.add_root(photos)
+        for _ in library.indexer().sync():
+            pass  # indexed (with the model when the home has one): the restart below has nothing to do
+        model = library.settings.model if library.model_available() else "none"
+    finally:
+        library.close()
+    result = subprocess.run([sys.executable, "-c", _RESTART_CODE, str(home)], capture_output=True, text=True,
+                            check=False, env={**os.environ})
+    try:
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+    except (IndexError, ValueError):
+        _out(f"restart: failed ({result.stderr.strip()[-300:]})")
+        return
+    if "up_s" not in out:
+        _out(f"restart: never up to date ({out['activities'][-5:]})")
+        return
+    reindexed = "INDEXING" in out["activities"]
+    _out(f"restart with nothing to do ({out['photos']:,} photos, model {model}): library open at "
+         f"{out['opened_s']:.2f} s, {out['label']!r} at {out['up_s']:.2f} s after the interpreter started its "
+         f"imports; heavy modules imported: {', '.join(out['heavy']) or 'none'}; re-indexed: {reindexed}")
+
+
 def shutil_rmtree(folder: Path) -> None:
     import shutil
 
@@ -485,7 +545,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=int, default=100_000, help="grid size to scroll (default 100000)")
     parser.add_argument("--workdir", type=Path, help="where to generate photos (kept and reused)")
     parser.add_argument("--library", type=int, default=100_000, help="photos in the library view (default 100000)")
-    parser.add_argument("--only", choices=("grid", "library", "quit"), help="run only this part")
+    parser.add_argument("--only", choices=("grid", "library", "quit", "restart"), help="run only this part")
     parser.add_argument("--home", type=Path, help="photoembed home to use (default: a fresh temporary one); "
                         "put model weights there to measure indexing with the model")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
@@ -504,9 +564,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.only == "quit":
             bench_quit(photos, work)
             return 0
+        if args.only == "restart":
+            bench_restart(args.home or Path(tmp) / "home-restart", work / "photos")
+            return 0
         bench_window_shown(Path(tmp) / "home-window")
         home = args.home or Path(tmp) / "home-index"
         bench_indexing_stall(home, work / "photos")
+        bench_restart(home, work / "photos")
         bench_grid_scroll(photos, args.results)
         bench_library_view(photos, args.library, work)
         bench_quit(photos, work)

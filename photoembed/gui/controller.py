@@ -1,22 +1,28 @@
-"""The GUI's hub: it owns the Library, the worker thread and the pools, and turns service work into tasks.
+"""The GUI's library and status part, and the composition root of the controller's other parts.
 
-Views never touch the catalog, the model or the disk; they call the controller, which snapshots what the
-request needs on the GUI thread, runs the work on a worker (:mod:`photoembed.gui.workers`), and applies the
-result on the GUI thread through a signal or a callback.
+:class:`LibraryController` opens the :class:`~photoembed.library.Library`, reads snapshots of its counts,
+adds and removes folders, runs the live job (the sync, or watching) and saves settings; it keeps the one
+:class:`~photoembed.gui.status_model.StatusModel` that the status bar, the sidebar and the banners render.
+It builds the other parts over the same :class:`~photoembed.gui.tasks.TaskScheduler`:
 
-Threads:
-    * the **library worker** (one, long-lived) opens the library, syncs the index, runs the watcher's
-      updates, duplicate clustering, trash and undo, model download and install: everything that writes;
-    * the **read pool** runs snapshots (counts, failures, model state) and search queries;
-    * the **thumbnail pool** decodes thumbnails.
+* ``browse`` (:mod:`photoembed.gui.browse_part`): listings, search, a selection's trash plan;
+* ``dupes`` (:mod:`photoembed.gui.dupes_part`): clusters, trash and undo, "not duplicates" marks;
+* ``model`` (:mod:`photoembed.gui.model_part`): model download and install.
+
+Each view talks to its own part. Views never touch the catalog, the model or the disk; a part snapshots
+what a request needs on the GUI thread, runs the work on the scheduler's worker or pools, and applies the
+result on the GUI thread. Services (search, dedup, watch) come from the Library.
+
+Threads (all owned by the scheduler):
+    * the **library worker** (one, long-lived): opening, the live job, folder changes, trash and undo,
+      model download and install, settings: everything that writes;
+    * the **read pool**: snapshots and search queries; the **analysis pool**: duplicate clustering;
+    * the **thumbnail pool**: thumbnails.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
-import os
-import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,23 +31,26 @@ from typing import TYPE_CHECKING, Any
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from photoembed.config import Paths, Settings
-from photoembed.errors import Cancelled, KnownError
+from photoembed.errors import KnownError
+from photoembed.gui.browse_part import BrowsePart
+from photoembed.gui.dupes_part import DuplicatesPart
+from photoembed.gui.model_part import ModelPart
 from photoembed.gui.models import RootRow
+from photoembed.gui.status_model import StatusModel
+from photoembed.gui.tasks import TaskScheduler
 from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, load_qimage
-from photoembed.gui.workers import BackgroundPool, Job, TaskContext, TaskError, TaskRunner
+from photoembed.gui.workers import BackgroundPool, TaskContext, TaskError
 
 if TYPE_CHECKING:
     from photoembed.core.indexer import Progress
-    from photoembed.dedup.records import Cluster, TrashPlan
-    from photoembed.dedup.service import DedupService
     from photoembed.library import Library
-    from photoembed.search.filters import SearchFilters
-    from photoembed.search.service import SearchResults, SearchService
     from photoembed.watch.service import WatchService
 
 logger = logging.getLogger(__name__)
 
 SNAPSHOT_INTERVAL_MS = 3000  # how often counts refresh while indexing
+RETRY_BASE_S = 2.0  # a failed live job is retried after 2, 4, 8, ... seconds
+RETRY_MAX_S = 300.0  # and at least every 5 minutes
 
 
 @dataclass(frozen=True)
@@ -69,22 +78,34 @@ class LibrarySnapshot:
 
 @dataclass
 class IndexState:
-    """Where indexing stands (GUI thread only)."""
+    """Where the live job stands (GUI thread only).
+
+    Attributes:
+        running: a sync step runs (scan, index, finish), as opposed to idle watching.
+        paused: the user paused indexing and watching.
+        last: the last progress record.
+        queued_paths: folders to sync when the live job next starts; ``queued_all``: all of them.
+        failures: live jobs failed in a row (the retry delay doubles with each).
+    """
 
     running: bool = False
     paused: bool = False
     last: Progress | None = None
     queued_paths: set[Path] = field(default_factory=set)
+    queued_all: bool = False
+    failures: int = 0
 
 
 class LibraryController(QObject):
-    """Owns the Library and the threads. Create and use on the GUI thread.
+    """Owns the Library, the scheduler and the parts. Create and use on the GUI thread.
 
     Args:
         paths: where the library lives.
-        force_sync: run every task inline (tests).
+        force_sync: run every task inline (tests of a single view).
         thumbnail_loader: decodes one thumbnail on a pool thread (tests and benchmarks inject their own).
         watch: keep watching the folders after the first sync (off in tests: a watch loop never ends).
+        retry_base_s, retry_max_s: a live job that fails is retried after ``retry_base_s`` seconds, doubling
+            with each failure in a row up to ``retry_max_s``.
 
     Signals:
         opened(): the library is open; everything else is usable.
@@ -96,8 +117,6 @@ class LibraryController(QObject):
         watch_changed(states: dict[Path, str]): how each folder is watched changed.
         changed(): photos or vectors changed (search results and clusters may be stale).
         notify(message: str, is_error: bool): one line for the status bar (the notification sink).
-        model_download(done: int, total: int): download progress; total 0 while unknown.
-        model_download_done(ok: bool, message: str): the download or install finished.
     """
 
     opened = Signal()
@@ -109,8 +128,6 @@ class LibraryController(QObject):
     watch_changed = Signal(object)
     changed = Signal()
     notify = Signal(str, bool)
-    model_download = Signal(object, object)
-    model_download_done = Signal(bool, str)
 
     def __init__(
         self,
@@ -119,26 +136,27 @@ class LibraryController(QObject):
         force_sync: bool = False,
         thumbnail_loader: Loader = load_qimage,
         watch: bool = True,
+        retry_base_s: float = RETRY_BASE_S,
+        retry_max_s: float = RETRY_MAX_S,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.paths = paths
         self.library: Library | None = None
-        self.runner = TaskRunner(self, force_sync=force_sync)
-        cores = os.cpu_count() or 2
-        self.read_pool = BackgroundPool(self, threads=1, name="search", force_sync=force_sync)
-        self.thumb_pool = BackgroundPool(self, threads=max(1, min(3, cores - 1)), name="thumbnails",
-                                         force_sync=force_sync)
-        self.analysis_pool = BackgroundPool(self, threads=1, name="duplicates", force_sync=force_sync)
-        self._cluster_cancel: threading.Event | None = None
-        self.thumbnails = ThumbnailProvider(self.thumb_pool, loader=thumbnail_loader,
+        self.tasks = TaskScheduler(self, force_sync=force_sync)
+        self.tasks.idle.connect(self._resume_live_when_idle)
+        self.status = StatusModel(self)
+        self.thumbnails = ThumbnailProvider(self.tasks.thumb_pool, loader=thumbnail_loader,
                                             disk=DiskThumbnailCache(paths.thumbnails), parent=self)
         self.index = IndexState()
         self.watch_enabled = watch and not force_sync  # a watch loop never ends: tests sync once instead
-        self._live_job: Job | None = None
+        self.retry_base_s = retry_base_s
+        self.retry_max_s = retry_max_s
         self._live_wanted = False
         self._watch_service: WatchService | None = None
-        self._download_job: Job | None = None
+        self._retry_timer = QTimer(self)
+        self._retry_timer.setSingleShot(True)
+        self._retry_timer.timeout.connect(self._resume_live_when_idle)
         self._snapshot_timer = QTimer(self)
         self._snapshot_timer.setSingleShot(True)
         self._snapshot_timer.setInterval(SNAPSHOT_INTERVAL_MS)
@@ -146,6 +164,13 @@ class LibraryController(QObject):
         self._snapshot_running = False
         self._snapshot_again = False
         self.last_snapshot: LibrarySnapshot | None = None
+        self.browse = BrowsePart(self)
+        self.dupes = DuplicatesPart(self)
+        self.model = ModelPart(self)
+
+    @property
+    def thumb_pool(self) -> BackgroundPool:
+        return self.tasks.thumb_pool
 
     # -- lifecycle -----------------------------------------------------------------------------------
 
@@ -159,6 +184,7 @@ class LibraryController(QObject):
 
         def opened(library: Library) -> None:
             self.library = library
+            self.status.opened()
             self.opened.emit()
             self.refresh()
             self._live_wanted = True
@@ -167,24 +193,20 @@ class LibraryController(QObject):
             else:
                 self.start_index()
 
-        self.runner.submit(
-            "open", task, on_result=opened, on_failed=lambda e: self.open_failed.emit(e.message),
-            on_finished=lambda _cancelled: self._resume_live_when_idle(),
-        )
+        def failed(error: TaskError) -> None:
+            self.status.open_failed(error.message)
+            self.open_failed.emit(error.message)
+
+        self.tasks.submit("open", task, on_result=opened, on_failed=failed)
 
     def shutdown(self) -> None:
         """Stop every job (the batch in flight finishes), then close the library. GUI thread only."""
         self._snapshot_timer.stop()
+        self._retry_timer.stop()
         self._live_wanted = False
-        if self._watch_service is not None:
-            self._watch_service.stop()  # wakes its idle wait at once (a cancel alone is seen within a second)
         self.thumbnails.forget_pending()
-        self.runner.shutdown()
-        if self._cluster_cancel is not None:
-            self._cluster_cancel.set()
-        self.read_pool.shutdown()
-        self.analysis_pool.shutdown()
-        self.thumb_pool.shutdown()
+        self.dupes.cancel_clustering()
+        self.tasks.shutdown()
         if self.library is not None:
             self.library.close()
             self.library = None
@@ -214,12 +236,13 @@ class LibraryController(QObject):
             return
         self._snapshot_running = True
         library = self.library
-        self.read_pool.submit(lambda: take_snapshot(library), self._apply_snapshot, self._snapshot_failed,
-                              priority=1)
+        self.tasks.read(lambda: take_snapshot(library), self._apply_snapshot, self._snapshot_failed, priority=1)
 
     def _apply_snapshot(self, snap: LibrarySnapshot) -> None:
         self._snapshot_running = False
         self.last_snapshot = snap
+        self.status.snapshot(roots=tuple(snap.roots), photos=snap.ok, failed=snap.failed, embedded=snap.embedded,
+                             pending=snap.pending, model_name=snap.model.name, model_missing=not snap.model.available)
         self.snapshot.emit(snap)
         if self._snapshot_again:
             self._snapshot_again = False
@@ -234,22 +257,20 @@ class LibraryController(QObject):
         if not self._snapshot_timer.isActive():
             self._snapshot_timer.start()
 
+    def library_changed(self) -> None:
+        """Photos were moved, restored or forgotten: counts, listings and clusters follow."""
+        self.refresh()
+        self.changed.emit()
+
     def load_failures(self, callback: Callable[[list[tuple[str, str]]], None]) -> None:
         """The photos that could not be read, with reasons (read on the pool)."""
-        library = self.require()
-        self.read_pool.submit(
-            lambda: [(str(f.path), f.reason) for f in library.catalog.failures()],
-            callback,
-            lambda e: self.notify.emit(e.message, True),
-        )
+        self.read(lambda library: [(str(f.path), f.reason) for f in library.catalog.failures()], callback)
 
     def read(self, fn: Callable[[Library], Any], callback: Callable[[Any], None],
              on_error: Callable[[TaskError], None] | None = None) -> int:
         """Run a read-only ``fn(library)`` on the read pool; ``callback`` gets its value on the GUI thread."""
         library = self.require()
-        return self.read_pool.submit(
-            lambda: fn(library), callback, on_error or (lambda e: self.notify.emit(e.message, True))
-        )
+        return self.tasks.read(lambda: fn(library), callback, on_error or self.report)
 
     # -- folders -------------------------------------------------------------------------------------
 
@@ -274,21 +295,20 @@ class LibraryController(QObject):
             self.refresh()
             self.start_index(paths=added)
 
-        self.submit_task("add-root", task, on_result=done, on_failed=self._report)
+        self.tasks.submit("add-root", task, on_result=done, on_failed=self.report)
 
     def remove_root(self, folder: Path) -> None:
         """Forget a folder's photos (files are never touched)."""
 
-        def task(ctx: TaskContext) -> int:
-            library = self.require()
-            return library.catalog.remove_root(folder)
+        def task(_: TaskContext) -> int:
+            return self.require().catalog.remove_root(folder)
 
         def done(forgotten: int) -> None:
             self.notify.emit(f"Removed {folder.name}: {forgotten:,} photos forgotten, no file touched", False)
             self.refresh()
             self._refresh_vectors()
 
-        self.submit_task("remove-root", task, on_result=done, on_failed=self._report)
+        self.tasks.submit("remove-root", task, on_result=done, on_failed=self.report)
 
     def set_protected(self, folder: Path, protected: bool) -> None:
         def task(_: TaskContext) -> None:
@@ -297,10 +317,9 @@ class LibraryController(QObject):
         def done(_: None) -> None:
             word = "protected: never proposed for removal" if protected else "no longer protected"
             self.notify.emit(f"{folder.name} is {word}", False)
-            self.refresh()
-            self.changed.emit()
+            self.library_changed()
 
-        self.submit_task("protect", task, on_result=done, on_failed=self._report)
+        self.tasks.submit("protect", task, on_result=done, on_failed=self.report)
 
     def _refresh_vectors(self) -> None:
         def task(_: TaskContext) -> None:
@@ -308,68 +327,55 @@ class LibraryController(QObject):
             if library.model_available():
                 library.vector_index.refresh(library.settings.embedding_model)
 
-        self.submit_task("refresh-index", task, on_finished=lambda _c: self.changed.emit(),
-                           on_failed=self._report)
+        self.tasks.submit("refresh-index", task, on_finished=lambda _c: self.changed.emit(), on_failed=self.report)
 
-    # -- indexing and watching -----------------------------------------------------------------------
-
-    def submit_task(
-        self,
-        kind: str,
-        fn: Callable[[TaskContext], object],
-        *,
-        on_progress: Callable[[Any], None] | None = None,
-        on_result: Callable[[Any], None] | None = None,
-        on_failed: Callable[[TaskError], None] | None = None,
-        on_finished: Callable[[bool], None] | None = None,
-    ) -> Job:
-        """Queue a job on the library worker, ahead of the live job.
-
-        The live job (watching, or a sync) holds the worker while it runs; it is stopped at its next photo so
-        that this job runs now, and started again once no other job is waiting. Committed batches are kept,
-        so the restart only re-scans (cheap when nothing changed).
-        """
-        self._preempt_live()
-
-        def finished(cancelled: bool) -> None:
-            if on_finished is not None:
-                on_finished(cancelled)
-            self._resume_live_when_idle()
-
-        return self.runner.submit(kind, fn, on_progress=on_progress, on_result=on_result,
-                                  on_failed=on_failed or self._report, on_finished=finished)
+    # -- indexing and watching: the live job -----------------------------------------------------------
 
     @property
     def watching(self) -> bool:
         """Whether the folders are being watched right now."""
-        return self._live_job is not None and self.watch_enabled
+        return self.tasks.live_running and self.watch_enabled
+
+    @property
+    def retry_pending(self) -> bool:
+        """Whether a failed live job waits for its retry delay."""
+        return self._retry_timer.isActive()
 
     def start_index(self, *, paths: Sequence[Path] | None = None) -> None:
-        """Bring the index up to date (all folders, or ``paths``), and keep watching if enabled."""
+        """Bring the index up to date (all folders, or ``paths``), and keep watching if enabled.
+
+        Asked for by the user (or by a folder added, a model installed): a retry delay ends at once.
+        """
         if self.library is None:
             return
         self._live_wanted = True
         self.index.paused = False
-        if self._live_job is not None:
+        self._retry_timer.stop()
+        if self.tasks.live_running:
             if self._watch_service is not None:
                 self._watch_service.reconcile(paths)  # the running watcher syncs them at its next step
             else:
-                self.index.queued_paths.update(paths or [Path("/")])
+                self._queue(paths)
             return
-        if paths is not None:
-            self.index.queued_paths.update(paths)
-        if not any(job.kind != "live" for job in self.runner.active_jobs()):
+        self._queue(paths)
+        if not self.tasks.foreground_busy():
             self._start_live()
+
+    def _queue(self, paths: Sequence[Path] | None) -> None:
+        if paths is None:
+            self.index.queued_all = True
+        else:
+            self.index.queued_paths.update(paths)
 
     def pause_index(self) -> None:
         """Stop indexing and watching at the next photo; what is committed is kept, resuming picks it up."""
         self._live_wanted = False
         self.index.paused = True
-        if self._live_job is not None:
-            self._live_job.cancel()
-            if self._watch_service is not None:
-                self._watch_service.stop()
+        self._retry_timer.stop()
+        if self.tasks.live_running:
+            self.tasks.stop_live()
         else:
+            self.status.paused()
             self.index_state.emit(False, True)
 
     def resume_index(self) -> None:
@@ -383,18 +389,17 @@ class LibraryController(QObject):
         return {state.path: _WATCH_LABELS.get(state.mode, state.mode) for state in service.root_states()}
 
     def _start_live(self) -> None:
-        scope = None
-        if self.index.queued_paths and Path("/") not in self.index.queued_paths:
-            scope = sorted(self.index.queued_paths)
+        scope = None if self.index.queued_all or not self.index.queued_paths else sorted(self.index.queued_paths)
         self.index.queued_paths = set()
+        self.index.queued_all = False
+        library = self.require()
         watch = self.watch_enabled
+        service: WatchService | None = None
         if watch:
             from photoembed.watch.service import WatchService
 
-            service = WatchService.for_library(self.require())
-            self._watch_service = service
-
-        library = self.require()
+            service = WatchService.for_library(library)
+        self._watch_service = service
 
         def task(ctx: TaskContext) -> None:
             from photoembed.core.indexer import Progress
@@ -405,8 +410,8 @@ class LibraryController(QObject):
             writer = WriterLock(library.paths.data, command="photoembed (the app)")
             holder = writer.holder()
             if holder is not None:
-                ctx.emit(_LiveNote("error", f"The library is being written by {holder.describe()}: indexing "
-                                   "here starts when it ends"))
+                ctx.emit(_WriterBusy(f"The library is being written by {holder.describe()}: indexing here "
+                                     "starts when it ends"))
             try:
                 writer.acquire(wait_s=float("inf"), poll_s=0.5, cancel=ctx.cancel)
             except WriterBusyError:
@@ -414,8 +419,8 @@ class LibraryController(QObject):
                     return  # stopped while waiting (pre-empted, paused or quitting)
                 raise
             try:
-                if watch:
-                    # Builds the indexer (and loads the model) on this thread; yields sync progress and events.
+                if service is not None:
+                    # Builds the indexer on this thread (the model loads on the first photo that needs it).
                     items: Iterable[object] = service.run(cancel=ctx.cancel)
                 else:
                     items = library.indexer().sync(paths=scope, cancel=ctx.cancel)
@@ -428,306 +433,90 @@ class LibraryController(QObject):
             finally:
                 writer.release()
 
+        def failed(error: TaskError) -> None:
+            self._live_failed(error, scope)
+
         self._set_running(True)
-        self._live_job = self.runner.submit(
-            "live", task, on_progress=self._live_progress, on_failed=self._report,
-            on_finished=self._live_finished,
-        )
+        self.status.live_started()
+        self.status.watching(watch)
+        self.tasks.start_live(task, stop=service.stop if service is not None else None,
+                              on_progress=self._live_progress, on_failed=failed, on_finished=self._live_finished)
 
     def _live_progress(self, item: object) -> None:
         from photoembed.core.indexer import Progress
 
         if isinstance(item, Progress):
             self.index.last = item
+            self.status.progress(item)
             self._set_running(item.phase != "done")
             self.index_progress.emit(item)
             if item.phase == "index":
                 self.schedule_refresh()
             elif item.phase == "done":
+                self.index.failures = 0  # a sync that ends well ends a run of failures
                 self.index_done.emit(item.message)
-                self.refresh()
-                self.changed.emit()
+                self.library_changed()
+            return
+        if isinstance(item, _WriterBusy):
+            self.status.waiting_for_writer(item.message)
             return
         kind = getattr(item, "kind", "")
         message = str(getattr(item, "message", ""))
         if kind == "root":
-            self.watch_changed.emit(self.watch_states())
+            states = self.watch_states()
+            self.status.watch_states(states)
+            self.watch_changed.emit(states)
         elif kind == "error":
             self.notify.emit(message, True)
         elif kind == "indexed" and getattr(item, "changed", False):
             self.notify.emit(message, False)
 
+    def _live_failed(self, error: TaskError, scope: Sequence[Path] | None) -> None:
+        """The live job raised: try again later, each failure in a row doubling the wait (never a loop of
+        full rescans that fail the same way at once)."""
+        self.index.failures += 1
+        delay = min(self.retry_base_s * 2 ** (self.index.failures - 1), self.retry_max_s)
+        self._queue(scope)  # the same folders again
+        logger.info("The live job failed (%d in a row); retrying in %.1f s", self.index.failures, delay)
+        self.status.live_failed(error.message, attempt=self.index.failures, retry_in_s=delay)
+        self._retry_timer.start(max(1, round(delay * 1000)))
+
     def _live_finished(self, cancelled: bool) -> None:
-        self._live_job = None
         self._watch_service = None
         self._set_running(False)
         self.watch_changed.emit({})
-        self.refresh()
-        self.changed.emit()
+        self.status.watch_states({})
+        self.library_changed()
         if self.index.paused:
+            self.status.paused()
             self.index_state.emit(False, True)
             return
-        if not cancelled and not self.watch_enabled and not self.index.queued_paths:
+        if self.retry_pending:
+            return  # failed: the retry timer restarts it
+        waiting_for = self.tasks.foreground_kinds()
+        self.status.live_stopped(held_for=_TASK_WORDS.get(waiting_for[0], "another task") if waiting_for else "")
+        if not cancelled and not self.watch_enabled and not self._queued():
             return  # a one-off sync finished
         self._resume_live_when_idle()
+
+    def _queued(self) -> bool:
+        return self.index.queued_all or bool(self.index.queued_paths)
 
     def _set_running(self, running: bool) -> None:
         if running != self.index.running:
             self.index.running = running
             self.index_state.emit(running, self.index.paused)
 
-    def _preempt_live(self) -> None:
-        if self._live_job is not None:
-            self._live_job.cancel()
-            if self._watch_service is not None:
-                self._watch_service.stop()
-
     def _resume_live_when_idle(self) -> None:
         if (
             self._live_wanted
             and self.library is not None
-            and self._live_job is None
-            and not any(job.kind != "live" for job in self.runner.active_jobs())
-            and (self.watch_enabled or self.index.queued_paths)
+            and not self.tasks.live_running
+            and not self.retry_pending
+            and not self.tasks.foreground_busy()
+            and (self.watch_enabled or self._queued())
         ):
             self._start_live()
-
-    # -- search --------------------------------------------------------------------------------------
-
-    def search(
-        self,
-        *,
-        query: str | None = None,
-        photo: Path | None = None,
-        filters: SearchFilters | None = None,
-        k: int = 200,
-        on_result: Callable[[SearchResults], None],
-        on_error: Callable[[TaskError], None],
-    ) -> None:
-        """Run a text or photo query on the read pool; the caller drops stale answers by its own request id.
-
-        A query photo that is in the library and unchanged uses its stored vector (no model call). Any
-        other photo needs the image model, which belongs to the library worker: that query is handed to
-        the worker, pausing a running sync for one batch (the sync resumes where it stopped).
-        """
-        library = self.require()
-        self.read_pool.clear(tag="search")  # a queued, superseded query is dropped before it runs
-
-        def run(image_provider: Callable[[], Any]) -> SearchResults:
-            service = self._search_service(library, image_provider)
-            if photo is not None:
-                return service.similar(photo, k=k, filters=filters)
-            return service.search(query or "", k=k, filters=filters)
-
-        def deferred() -> Any:
-            return _DeferredImageEncoder(library.settings.embedding_model)
-
-        def on_pool() -> SearchResults | _NeedsWorker:
-            try:
-                return run(deferred)
-            except NeedsImageModel:
-                return _NEEDS_WORKER  # the photo has no stored vector: only the worker may run the model
-
-        def on_pool_result(value: SearchResults | _NeedsWorker) -> None:
-            if not isinstance(value, _NeedsWorker):
-                on_result(value)
-                return
-            self.submit_task(
-                "search-photo",
-                lambda _ctx: run(lambda: library.encoder(("image",))),
-                on_result=on_result,
-                on_failed=on_error,
-            )
-
-        self.read_pool.submit(on_pool, on_pool_result, on_error, priority=10, tag="search")
-
-    def _search_service(self, library: Library, image_provider: Callable[[], Any]) -> SearchService:
-        from photoembed.imaging.decode import decode_photo
-        from photoembed.search.service import SearchService
-
-        return SearchService(
-            catalog=library.catalog,
-            vector_index=library.vector_index,
-            encoder_provider=library.text_encoder,
-            image_encoder_provider=image_provider,
-            decode=decode_photo,
-        )
-
-    # -- duplicates ----------------------------------------------------------------------------------
-
-    def find_clusters(
-        self,
-        *,
-        tier: str | None,
-        threshold: float,
-        time_window: float | None,
-        on_result: Callable[[list[Cluster]], None],
-        on_error: Callable[[TaskError], None],
-    ) -> None:
-        """Cluster on the analysis pool; a newer request cancels an older one, whose answer is dropped.
-
-        Clustering only reads the catalog, so it runs beside the library worker (which may be watching
-        or indexing) instead of queueing behind it; re-clustering follows the threshold slider live.
-        """
-        library = self.require()
-        if self._cluster_cancel is not None:
-            self._cluster_cancel.set()
-        self.analysis_pool.clear()
-        cancel = threading.Event()
-        self._cluster_cancel = cancel
-
-        def run() -> list[Cluster]:
-            if not library.catalog.roots():
-                return []  # no folder, nothing to compare
-            service = self._dedup_service(library)
-            generator = service.iter_find_clusters(
-                tier=tier, threshold=threshold, time_window=time_window, cancel=cancel
-            )
-            while True:
-                if cancel.is_set():
-                    raise Cancelled("superseded")
-                try:
-                    next(generator)
-                except StopIteration as stop:
-                    return list(stop.value)
-
-        self.analysis_pool.submit(run, on_result, on_error)
-
-    def plan_trash(self, clusters: Sequence[Cluster], callback: Callable[[TrashPlan], None]) -> None:
-        """What moving the clusters' non-kept photos would move, and free (read on the pool)."""
-        chosen = list(clusters)
-        self.read(lambda library: self._dedup_service(library).plan_trash(chosen), callback)
-
-    def trash(
-        self, plan: TrashPlan, *, on_result: Callable[[int], None], on_error: Callable[[TaskError], None],
-        on_progress: Callable[[Any], None] | None = None,
-    ) -> None:
-        """Move a plan's files to the OS trash on the worker; returns the batch id for undo."""
-        library = self.require()
-
-        def task(ctx: TaskContext) -> int:
-            return ctx.drive(self._dedup_service(library).iter_execute(plan, cancel=ctx.cancel))
-
-        def done(batch: int) -> None:
-            on_result(batch)
-            self.refresh()
-            self.changed.emit()
-
-        self.submit_task("trash", task, on_progress=on_progress, on_result=done, on_failed=on_error)
-
-    def undo_trash(
-        self, batch: int | None, *, on_result: Callable[[list[Path]], None], on_error: Callable[[TaskError], None]
-    ) -> None:
-        """Restore a removal batch from the trash (default: the last); the catalog follows."""
-        library = self.require()
-
-        def task(ctx: TaskContext) -> list[Path]:
-            service = self._dedup_service(library, with_indexer=True)
-            return ctx.drive(service.iter_undo(batch, cancel=ctx.cancel))
-
-        def done(paths: list[Path]) -> None:
-            on_result(paths)
-            self.refresh()
-            self.changed.emit()
-
-        self.submit_task("undo", task, on_result=done, on_failed=on_error)
-
-    def plan_selection_trash(
-        self, paths: Sequence[Path], callback: Callable[[SelectionPlan], None]
-    ) -> None:
-        """What moving chosen photos to the trash would do, under the duplicates' safety rules (pool).
-
-        Each chosen photo becomes a two-photo cluster with another copy of the same content that stays (and
-        that is not chosen too), so the dedup service plans, checks, journals and undoes the move exactly as
-        for duplicates. A photo without another copy, or in a protected folder, is refused, never moved.
-        """
-        chosen = list(paths)
-        self.read(lambda library: _plan_selection(self._dedup_service(library), library, chosen), callback)
-
-    def mark_not_duplicates(self, cluster: Cluster, on_result: Callable[[list[tuple[str, str]]], None]) -> None:
-        """Remember that the cluster's photos are not duplicates (respected by later runs); ``on_result`` gets
-        the new marks, which :meth:`unmark_not_duplicates` takes back."""
-        library = self.require()
-        paths = [p.path for p in cluster.photos]
-        self.submit_task(
-            "not-duplicates",
-            lambda _ctx: self._dedup_service(library).add_not_duplicate_marks(paths),
-            on_result=on_result,
-        )
-
-    def unmark_not_duplicates(self, marks: Sequence[tuple[str, str]], on_result: Callable[[int], None]) -> None:
-        """Undo :meth:`mark_not_duplicates`: the photos may be proposed as duplicates again."""
-        library = self.require()
-        chosen = list(marks)
-        self.submit_task(
-            "not-duplicates-undo",
-            lambda _ctx: self._dedup_service(library).remove_not_duplicate_marks(chosen),
-            on_result=on_result,
-        )
-
-    def _dedup_service(self, library: Library, *, with_indexer: bool = False) -> DedupService:
-        """A DedupService for the calling thread (it reads through that thread's catalog connection)."""
-        from photoembed.dedup.service import DedupService
-        from photoembed.dedup.trash import SystemTrash
-
-        return DedupService(
-            catalog=library.catalog,
-            settings=library.settings,
-            trash=SystemTrash(),
-            indexer=library.indexer() if with_indexer else None,
-        )
-
-    # -- model ---------------------------------------------------------------------------------------
-
-    def download_model(self, name: str | None = None) -> None:
-        """Fetch the model's weights on the worker, with progress and cancel."""
-        library = self.require()
-        model = name or library.settings.model
-
-        def task(ctx: TaskContext) -> Path:
-            return library.models.download(
-                model, progress=lambda done, total: ctx.progress((done, total)), cancel=ctx.cancel
-            )
-
-        self._download_job = self.submit_task(
-            "model-download", task,
-            on_progress=lambda p: self.model_download.emit(p[0], p[1]),
-            on_result=lambda _p: self._model_ready(f"Model {model} downloaded"),
-            on_failed=lambda e: self.model_download_done.emit(False, e.message),
-            on_finished=self._download_finished,
-        )
-
-    def cancel_download(self) -> None:
-        if self._download_job is not None:
-            self._download_job.cancel()
-
-    def _download_finished(self, cancelled: bool) -> None:
-        self._download_job = None
-        if cancelled:
-            self.model_download_done.emit(False, "Download cancelled")
-
-    def install_model(self, file: Path, name: str | None) -> None:
-        """Install weights from a local file (offline machines)."""
-        library = self.require()
-
-        def task(_: TaskContext) -> str:
-            return library.models.install(file, name=name)
-
-        def done(installed: str) -> None:
-            if installed != library.settings.model:
-                library.settings = dataclasses.replace(library.settings, model=installed)
-                self.save_settings(library.settings)
-            self._model_ready(f"Model {installed} installed")
-
-        self.submit_task(
-            "model-install", task, on_result=done,
-            on_failed=lambda e: self.model_download_done.emit(False, e.message),
-        )
-
-    def _model_ready(self, message: str) -> None:
-        self.model_download_done.emit(True, message)
-        self.refresh()
-        self.start_index()  # embed what was catalogued without a model
 
     # -- settings ------------------------------------------------------------------------------------
 
@@ -747,15 +536,14 @@ class LibraryController(QObject):
             if settings.model != old_model:
                 self.start_index()
 
-        self.submit_task("settings", task, on_result=done, on_failed=self._report)
+        self.tasks.submit("settings", task, on_result=done, on_failed=self.report)
 
     # -- helpers -------------------------------------------------------------------------------------
 
-    def _report(self, error: TaskError) -> None:
+    def report(self, error: TaskError) -> None:
+        """The notification sink for a task's failure: one line in the status bar."""
         self.notify.emit(error.message, True)
 
-
-_NEEDS_IMAGE_MODEL = "This query photo needs the image model"
 
 _WATCH_LABELS = {
     "native": "watching",
@@ -766,88 +554,29 @@ _WATCH_LABELS = {
 }
 
 
-class NeedsImageModel(Exception):
-    """The query needs the image model, which only the library worker runs.
-
-    Deliberately not a :class:`KnownError`: services re-wrap a KnownError into a message for the user, and
-    this one must reach :meth:`LibraryController.search` by its type, untouched.
-    """
-
-
-class _NeedsWorker:
-    """The read pool's answer when a query must move to the library worker."""
-
-
-_NEEDS_WORKER = _NeedsWorker()
-
-
-class _DeferredImageEncoder:
-    """Stands in for the image encoder on the read pool: its name is enough to use a stored vector.
-
-    Anything that would run the image model raises :class:`NeedsImageModel`, and the query moves to the
-    library worker, the only thread that runs the image tower.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __getattr__(self, attribute: str) -> Any:
-        raise NeedsImageModel(attribute)
+#: What a foreground task is, for "Indexing 5 / 100 · waits for the model download".
+_TASK_WORDS = {
+    "open": "the library to open",
+    "add-root": "the new folder",
+    "remove-root": "the folder's removal",
+    "protect": "the folder's protection",
+    "refresh-index": "the search index",
+    "trash": "the move to the trash",
+    "undo": "the undo",
+    "not-duplicates": "the duplicates' marks",
+    "not-duplicates-undo": "the duplicates' marks",
+    "model-download": "the model download",
+    "model-install": "the model install",
+    "search-photo": "a photo query",
+    "settings": "the settings",
+}
 
 
 @dataclass(frozen=True)
-class _LiveNote:
-    """A message of the live job for the status area (``kind`` as the watch service's events use it)."""
+class _WriterBusy:
+    """The live job waits for another process that holds the library's writer lock."""
 
-    kind: str
     message: str
-
-
-@dataclass(frozen=True)
-class SelectionPlan:
-    """A trash plan for chosen photos, and the chosen photos it refuses (with the reason, in words)."""
-
-    plan: TrashPlan
-    refused: list[tuple[Path, str]]
-
-
-def _plan_selection(service: DedupService, library: Library, paths: Sequence[Path]) -> SelectionPlan:
-    """Pool thread: see :meth:`LibraryController.plan_selection_trash`."""
-    from photoembed.dedup.records import Cluster, ClusterPhoto, TrashPlan
-    from photoembed.storage.browse import copies_by_hash
-
-    catalog = library.catalog
-    protected = [p.resolve() for p in service.protected_folders()]
-    photos = []
-    refused: list[tuple[Path, str]] = []
-    for path in paths:
-        photo = catalog.photo_by_path(path)
-        if photo is None or not photo.ok or photo.content_hash is None:
-            refused.append((path, "not a readable photo of the library"))
-        elif any(photo.path.is_relative_to(folder) for folder in protected):
-            refused.append((photo.path, "in a protected folder"))
-        else:
-            photos.append(photo)
-    chosen = {p.path for p in photos}
-    copies = copies_by_hash(catalog, [p.content_hash for p in photos if p.content_hash])
-    clusters = []
-    only_copies = []
-    for photo in photos:
-        keepers = [c for c in copies.get(photo.content_hash or "", []) if c.path not in chosen]
-        if not keepers:
-            only_copies.append(photo)  # the user's choice: it goes, journaled, and undo brings it back
-            continue
-        keeper = keepers[0]
-        clusters.append(Cluster("selection", (
-            ClusterPhoto(photo_id=keeper.photo_id, path=keeper.path, size=keeper.size, mtime_ns=keeper.mtime_ns,
-                         content_hash=keeper.content_hash, keep=True, reason="another copy, kept",
-                         match="keeper", score=1.0, protected=False),
-            ClusterPhoto(photo_id=photo.id, path=photo.path, size=photo.size, mtime_ns=photo.mtime_ns,
-                         content_hash=photo.content_hash, keep=False, reason="your choice",
-                         match="identical", score=1.0, protected=False),
-        )))
-    with_copies = service.plan_trash(clusters).items
-    return SelectionPlan(TrashPlan(with_copies + service.plan_chosen_trash(only_copies).items), refused)
 
 
 def take_snapshot(library: Library) -> LibrarySnapshot:
@@ -855,12 +584,15 @@ def take_snapshot(library: Library) -> LibrarySnapshot:
     catalog = library.catalog
     model_name = library.settings.model
     available = library.model_available()
-    counts = catalog.counts(library.settings.embedding_model if available else None)
+    embedding_model = library.settings.embedding_model if available else None
+    counts = catalog.counts(embedding_model)
     per_root = catalog.root_counts()
+    pending = catalog.root_pending(embedding_model) if embedding_model is not None else {}
     rows = []
     for root in catalog.roots():
         readable, failed = per_root.get(root.id, (0, 0))
-        rows.append(RootRow(root.id, root.path, root.protected, photos=readable, failed=failed))
+        rows.append(RootRow(root.id, root.path, root.protected, photos=readable, failed=failed,
+                            pending=pending.get(root.id, 0)))
     if available:
         message = f"Model {model_name}"
     else:
@@ -875,10 +607,3 @@ def take_snapshot(library: Library) -> LibrarySnapshot:
         model=ModelState(model_name, available, message),
         generation=catalog.generation,
     )
-
-
-
-
-def library_date_range(library: Library) -> tuple[float, float] | None:
-    """Pool thread: the earliest and latest capture time of the readable photos, or None when none has one."""
-    return library.catalog.taken_range()

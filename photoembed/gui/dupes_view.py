@@ -600,7 +600,7 @@ class DuplicatesView(QWidget):
             self.status.emit("Looking for duplicates…")
         if not self.clusters.rowCount():
             self._show_message("Looking for duplicates…")
-        self.controller.find_clusters(
+        self.controller.dupes.find_clusters(
             tier=tier,
             threshold=self.threshold(),
             time_window=None,
@@ -625,9 +625,16 @@ class DuplicatesView(QWidget):
         if not clusters:
             self.members.set_cluster(None)
             self._cluster_selected(QModelIndex())
-            self._show_message("No duplicates found. New photos are checked as they are indexed.")
-            if self._announce:
-                self.status.emit("No duplicates found")
+            if self.controller.status.state.busy:
+                # The library is still being scanned or indexed: "none" would not be true yet.
+                self._show_message("No duplicates so far. The photos are still being indexed; new ones are "
+                                   "checked as they arrive.")
+                if self._announce:
+                    self.status.emit("No duplicates so far (indexing continues)")
+            else:
+                self._show_message("No duplicates found. New photos are checked as they are indexed.")
+                if self._announce:
+                    self.status.emit("No duplicates found")
             return
         self.body.setCurrentWidget(self.splitter)
         # The cluster shown stays shown (found by its photos' paths: an undo gives them new ids); when it is
@@ -685,7 +692,7 @@ class DuplicatesView(QWidget):
         self._show_cluster(cluster)
         ids = [p.photo_id for p in cluster.photos]
         keeper = cluster.photos[0].photo_id
-        self.controller.read(
+        self.controller.dupes.read(
             lambda library: library.catalog.photos_by_ids(ids),
             lambda info: self._info_ready(keeper, info),
         )
@@ -811,7 +818,7 @@ class DuplicatesView(QWidget):
         return " · ".join(parts) + "\n" + photo.reason
 
     def _load_large(self, path: Path, done: Callable[[QImage], None]) -> None:
-        self.controller.read(lambda _library: load_qimage(path, COMPARE_SIDE), done)
+        self.controller.dupes.read(lambda _library: load_qimage(path, COMPARE_SIDE), done)
 
     def _open_member(self, index: QModelIndex) -> None:
         cluster = self.members.cluster_shown
@@ -865,14 +872,14 @@ class DuplicatesView(QWidget):
                               lambda: self._unmark(pairs))
             self.status.emit("Marked as not duplicates")
 
-        self.controller.mark_not_duplicates(cluster, done)
+        self.controller.dupes.mark_not_duplicates(cluster, done)
 
     def _unmark(self, pairs: list[tuple[str, str]]) -> None:
         def done(_removed: int) -> None:
             self.status.emit("Not duplicates undone: they are proposed again")
             self.recluster(announce=False)
 
-        self.controller.unmark_not_duplicates(pairs, done)
+        self.controller.dupes.unmark_not_duplicates(pairs, done)
 
     def trash_current_cluster(self) -> None:
         row = self._current_row()
@@ -908,7 +915,7 @@ class DuplicatesView(QWidget):
         self._confirm_and_trash([only])
 
     def _confirm_and_trash(self, clusters: list[Cluster]) -> None:
-        self.controller.plan_trash(clusters, self._confirm)
+        self.controller.dupes.plan_trash(clusters, self._confirm)
 
     def _confirm(self, plan: TrashPlan) -> None:
         if not plan.files:
@@ -918,7 +925,7 @@ class DuplicatesView(QWidget):
         if not self.ask_confirmation(plan):
             return
         self.status.emit(f"Moving {plan.files:,} files to the trash…")
-        self.controller.trash(
+        self.controller.dupes.trash(
             plan,
             on_result=lambda batch: self._trashed(batch, plan),
             on_error=lambda error: self._trash_failed(error),
@@ -999,7 +1006,7 @@ class DuplicatesView(QWidget):
         self.undo_button.setEnabled(False)
         self.notice.hide()
         self.status.emit("Restoring from the trash…")
-        self.controller.undo_trash(
+        self.controller.dupes.undo_trash(
             batch,
             on_result=lambda paths: self._undone(paths),
             on_error=lambda error: self._undo_failed(error),

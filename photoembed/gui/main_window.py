@@ -78,7 +78,8 @@ class EmptyState(QWidget):
         layout.addStretch(1)
         layout.addWidget(self.model_panel, 0, Qt.AlignmentFlag.AlignHCenter)
         layout.addStretch(1)
-        controller.snapshot.connect(lambda snap: self.model_panel.setVisible(not snap.model.available))
+        # The banner follows the library's one state, like the status bar that says "No model".
+        controller.status.changed.connect(lambda state: self.model_panel.setVisible(state.model_missing))
 
 
 class DropOverlay(QFrame):

@@ -3,6 +3,7 @@ from a file for offline machines (the model is picked from a list, or identified
 
 from __future__ import annotations
 
+import html
 import time
 from pathlib import Path
 
@@ -35,11 +36,17 @@ def install_choices(controller: LibraryController) -> list[str]:
 
 
 class ModelPanel(QFrame):
-    """Download or install the embedding model; everything that needs no model keeps working meanwhile."""
+    """Download or install the embedding model; everything that needs no model keeps working meanwhile.
+
+    Talks to the controller's model part. A failure stays on the card, with what to do next ("Retry",
+    "Install from file…"), until the user acts or the model becomes available.
+    """
 
     def __init__(self, controller: LibraryController, *, compact: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
+        self.part = controller.model
+        self.compact = compact
         self.setObjectName("modelPanel")
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self._model_name = ""
@@ -55,10 +62,14 @@ class ModelPanel(QFrame):
         self.detail.setVisible(not compact)
         self.download = QPushButton(theme.icon("download"), "Download model", self)
         self.download.clicked.connect(self._download)
+        self.retry = QPushButton(theme.icon("refresh"), "Retry", self)
+        self.retry.setToolTip("Try the download again")
+        self.retry.clicked.connect(self._download)
+        self.retry.setVisible(False)
         self.install = QPushButton(theme.icon("install-file"), "Install from file…", self)
         self.install.clicked.connect(self._install)
         self.cancel = QPushButton(theme.icon("close"), "Cancel", self)
-        self.cancel.clicked.connect(controller.cancel_download)
+        self.cancel.clicked.connect(self.part.cancel_download)
         self.cancel.setVisible(False)
         self.progress = QProgressBar(self)
         self.progress.setVisible(False)
@@ -66,6 +77,7 @@ class ModelPanel(QFrame):
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.download)
+        buttons.addWidget(self.retry)
         buttons.addWidget(self.install)
         buttons.addWidget(self.cancel)
         if compact:
@@ -92,43 +104,67 @@ class ModelPanel(QFrame):
         # Installing reads, checks and copies a file of hundreds of MB (~30 s): the bar shows it is working.
         self._install_started = 0.0
         self._install_file = ""
+        self._busy = False
         self._install_timer = QTimer(self)
         self._install_timer.setInterval(500)
         self._install_timer.timeout.connect(self._install_tick)
 
         controller.snapshot.connect(self._snapshot)
-        controller.model_download.connect(self._progress)
-        controller.model_download_done.connect(self._done)
-        self._set_idle()
+        self.part.progress.connect(self._progress)
+        self.part.done.connect(self._done)
+        self.part.failure_changed.connect(lambda _failure: self._render())
+        self._render()
 
     def _snapshot(self, snap: LibrarySnapshot) -> None:
         self._model_name = snap.model.name
-        if self.cancel.isVisible():
-            return
-        self._set_idle()
+        self._render()
 
-    def _set_idle(self) -> None:
+    def _render(self) -> None:
+        """The card's idle face: what is missing, or what failed last and what to do about it."""
+        if self._busy:
+            return  # a download or install runs: its progress owns the card
         name = self._model_name or self.controller.settings.model
-        self.title.setText(f"<b>Search needs the model {name}</b>, which is not installed.")
-        self.detail.setText(
-            "It is downloaded once (about 600 MB) and then everything stays on this computer. On a machine "
-            "without internet, copy the weights file from another one and install it from the file. "
-            "Finding duplicates works without it."
-        )
+        failure = self.part.failure
         self.progress.setVisible(False)
         self.cancel.setVisible(False)
         self.download.setEnabled(True)
         self.install.setEnabled(True)
+        self.retry.setVisible(failure is not None and failure.action == "download")
+        self.download.setVisible(not self.retry.isVisibleTo(self))
+        if failure is None:
+            self.title.setText(f"<b>Search needs the model {name}</b>, which is not installed.")
+            self.title.setToolTip("")
+            self.detail.setText(
+                "It is downloaded once (about 600 MB) and then everything stays on this computer. On a machine "
+                "without internet, copy the weights file from another one and install it from the file. "
+                "Finding duplicates works without it."
+            )
+            return
+        if failure.action == "download":
+            title = f"<b>{html.escape(failure.model)} could not be downloaded.</b>"
+            advice = ("Check the internet connection and press Retry, or copy the weights file from another "
+                      "computer and choose Install from file.")
+        else:
+            title = "<b>The weights file could not be installed.</b>"
+            advice = "Choose Install from file to pick another file (the model's .safetensors or .pt weights)."
+        reason = html.escape(failure.error.message)
+        self.title.setText(f"{title} {advice}" if self.compact else title)
+        self.title.setToolTip(failure.error.message)
+        self.detail.setText(f"{advice}<br><small>{reason}</small>")
 
     def _download(self) -> None:
+        self._busy = True
         self.download.setEnabled(False)
         self.install.setEnabled(False)
+        self.retry.setVisible(False)
+        self.download.setVisible(True)
         self.cancel.setVisible(True)
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.progress.setFormat("Connecting…")
         self.title.setText(f"<b>Downloading {self._model_name or self.controller.settings.model}…</b>")
-        self.controller.download_model()
+        self.title.setToolTip("")
+        self.part.download()
 
     def _progress(self, done: int, total: int) -> None:
         if total:
@@ -142,11 +178,12 @@ class ModelPanel(QFrame):
 
     def _done(self, ok: bool, message: str) -> None:
         self._install_timer.stop()
-        self._set_idle()
+        self._busy = False
+        self._render()
         if ok:
-            self.title.setText(f"<b>{message}.</b> Indexing photos for search…")
-        else:
-            self.title.setText(f"<b>{message}</b>")
+            self.title.setText(f"<b>{html.escape(message)}.</b> Indexing photos for search…")
+        elif self.part.failure is None:  # cancelled: nothing failed, the card says what is missing
+            self.title.setText(f"<b>{html.escape(message)}.</b> Search needs the model; download or install it.")
 
     def _install(self) -> None:
         file, _ = QFileDialog.getOpenFileName(
@@ -167,15 +204,17 @@ class ModelPanel(QFrame):
 
     def start_install(self, file: Path, name: str | None) -> None:
         """Install ``file`` on the worker (``name`` None: identified from the file), showing progress."""
+        self._busy = True
         self._install_file = file.name
         self._install_started = time.monotonic()
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.download.setEnabled(False)
         self.install.setEnabled(False)
+        self.retry.setVisible(False)
         self._install_tick()
         self._install_timer.start()
-        self.controller.install_model(file, name)
+        self.part.install(file, name)
 
     def _install_tick(self) -> None:
         elapsed = time.monotonic() - self._install_started

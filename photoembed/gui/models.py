@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -80,7 +80,7 @@ class RootsModel(QAbstractListModel):
         super().__init__(parent)
         self._rows: list[RootRow] = []
         self._watch: dict[Path, str] = {}  # live from the watcher, apart from the counts' snapshots
-        self._activity = ""  # a running sync's progress; the sync does not say which folder it is in
+        self._activity: dict[int, str] = {}  # root id: what runs there now (from the library's state)
 
     def rowCount(self, parent: ModelIndex = QModelIndex()) -> int:  # noqa: B008 - Qt's signature
         return 0 if parent.isValid() else len(self._rows)
@@ -111,16 +111,17 @@ class RootsModel(QAbstractListModel):
             FailedCountRole: row.failed,
             PendingCountRole: row.pending,
             WatchStateRole: watch_state,
-            ActivityRole: self._activity,
+            ActivityRole: self._activity.get(row.root_id, ""),
         }
         return role_values.get(role)
 
 
-    def set_activity(self, text: str) -> None:
-        """Show a running sync's progress on every folder ("" when none runs)."""
-        if text == self._activity:
+    def set_activities(self, activities: Mapping[int, str]) -> None:
+        """What each folder's row says beside its counts, by root id ("" or absent: nothing runs there)."""
+        wanted = {root_id: text for root_id, text in activities.items() if text}
+        if wanted == self._activity:
             return
-        self._activity = text
+        self._activity = wanted
         if self._rows:
             self.dataChanged.emit(self.index(0), self.index(len(self._rows) - 1), [ActivityRole])
 

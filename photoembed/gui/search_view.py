@@ -30,10 +30,12 @@ from PySide6.QtWidgets import (
 from photoembed.dedup.records import TrashPlan
 from photoembed.gui import theme
 from photoembed.gui.browse import DateScrubber
-from photoembed.gui.controller import LibraryController, LibrarySnapshot, SelectionPlan, library_date_range
+from photoembed.gui.browse_part import SelectionPlan, library_date_range
+from photoembed.gui.controller import LibraryController, LibrarySnapshot
 from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
+from photoembed.gui.status_model import LibraryStatus
 from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
 from photoembed.imaging.formats import is_photo_name
@@ -259,16 +261,14 @@ class SearchView(QWidget):
         self._debounce.timeout.connect(self._run_now)
         controller.snapshot.connect(self.apply_snapshot)
         controller.changed.connect(self._library_changed)
-        controller.index_state.connect(self._index_state)
+        controller.status.changed.connect(self._status_changed)
         self._show_message()
 
     # -- state from the library ----------------------------------------------------------------------
 
     def apply_snapshot(self, snap: LibrarySnapshot) -> None:
-        self._model_available = snap.model.available
         self._photo_count = snap.ok
         self._folder_count = len(snap.roots)
-        self.model_panel.setVisible(not snap.model.available)
         current = self.folder.currentData()
         known = [self.folder.itemData(i) for i in range(1, self.folder.count())]
         wanted = [str(row.path) for row in snap.roots]
@@ -285,9 +285,9 @@ class SearchView(QWidget):
             self._browse_debounce.start()  # photos came or went: the listing follows
         elif self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
-        if snap.generation != self._dates_generation and snap.ok and not self.controller.index.running:
+        if snap.generation != self._dates_generation and snap.ok and not self.controller.status.state.busy:
             self._dates_generation = snap.generation
-            self.controller.read(library_date_range, self._apply_date_range)
+            self.controller.browse.read(library_date_range, self._apply_date_range)
 
     def _apply_date_range(self, span: tuple[float, float] | None) -> None:
         """Default the date fields to the library's range; a field the user turned on keeps its date."""
@@ -308,7 +308,10 @@ class SearchView(QWidget):
             edit.setDate(QDate.currentDate())  # the library has no dated photo yet
             edit.blockSignals(False)
 
-    def _index_state(self, _running: bool, _paused: bool) -> None:
+    def _status_changed(self, state: LibraryStatus) -> None:
+        # The banner and the empty page follow the library's one state (as the status bar does).
+        self._model_available = not state.model_missing
+        self.model_panel.setVisible(state.model_missing)
         if self.grid_model.rowCount() == 0 and not self._has_query():
             self._show_message()
 
@@ -361,7 +364,7 @@ class SearchView(QWidget):
             self._browse_debounce.setInterval(int(max(BROWSE_DEBOUNCE_MS, 4 * elapsed_ms)))
             self._browse_ready(request, folder or "", listing)
 
-        self.controller.read(lambda library: photos_by_date(library.catalog, root=root), done)
+        self.controller.browse.read(lambda library: photos_by_date(library.catalog, root=root), done)
 
     def _browse_ready(self, request: int, folder: str, listing: BrowseListing) -> None:
         if request != self._browse_request:
@@ -509,7 +512,7 @@ class SearchView(QWidget):
         text = self.field.text().strip()
         what = f"photos like {self._photo.name}" if self._photo else f"“{text}”"
         self.summary.setText(f"Searching {what}…")
-        self.controller.search(
+        self.controller.browse.search(
             query=None if self._photo else text,
             photo=self._photo,
             filters=self.current_filters(),
@@ -558,7 +561,7 @@ class SearchView(QWidget):
                 text = "Opening the library…"
             elif self._photo_count and self.folder.currentData():
                 text = "No photos in this folder yet."
-            elif self._folder_count and self.controller.index.running:
+            elif self._folder_count and self.controller.status.state.busy:
                 text = ("Your photos are being indexed.\n"
                         "Search works on what is indexed so far; type to try it.")
             elif self._folder_count:
@@ -623,7 +626,7 @@ class SearchView(QWidget):
         if not paths or self.controller.library is None:
             return
         self.status.emit(f"Checking {len(paths):,} photo{'s' if len(paths) != 1 else ''}…")
-        self.controller.plan_selection_trash(paths, self._selection_planned)
+        self.controller.browse.plan_selection_trash(paths, self._selection_planned)
 
     def _selection_planned(self, selection: SelectionPlan) -> None:
         plan = selection.plan
@@ -634,7 +637,7 @@ class SearchView(QWidget):
         if not self.ask_confirmation(plan, selection.refused):
             self.status.emit("Nothing was moved to the trash")
             return
-        self.controller.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
+        self.controller.browse.trash(plan, on_result=lambda batch: self._trashed(batch, plan),
                               on_error=self._trash_failed)
 
     def _trashed(self, batch: int, plan: TrashPlan) -> None:
@@ -664,7 +667,7 @@ class SearchView(QWidget):
             return
         batch = self._last_batch
         self.undo_button.setEnabled(False)
-        self.controller.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
+        self.controller.browse.undo_trash(batch, on_result=self._undone, on_error=self._undo_failed)
 
     def _undone(self, paths: list[Path]) -> None:
         self._last_batch = None

@@ -20,12 +20,13 @@ from PySide6.QtWidgets import (
 )
 
 from photoembed.gui import theme
-from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.controller import LibraryController
 from photoembed.gui.delegates import RootDelegate
 from photoembed.gui.models import PathRole, PhotoCountRole, ProtectedRole, RootsModel
+from photoembed.gui.status_model import LibraryStatus, folder_activity, short_line
 
 if TYPE_CHECKING:
-    from photoembed.core.indexer import Progress
+    pass
 
 
 class Sidebar(QWidget):
@@ -107,10 +108,8 @@ class Sidebar(QWidget):
         layout.addWidget(self.view, 1)
         layout.addLayout(buttons)
 
-        self._snap: LibrarySnapshot | None = None
-        controller.snapshot.connect(self.apply_snapshot)
-        controller.index_progress.connect(lambda _progress: self._update_total())
-        controller.index_state.connect(lambda _running, _paused: self._update_total())
+        controller.status.changed.connect(self.show_state)
+        self.show_state(controller.status.state)
         self._update_buttons()
 
     def _action(self, icon_name: str, text: str, tip: str, slot: Callable[[], object]) -> QAction:
@@ -126,33 +125,22 @@ class Sidebar(QWidget):
         button.setAutoRaise(True)
         return button
 
-    def apply_snapshot(self, snap: LibrarySnapshot) -> None:
-        selected = self.selected_path()
-        self.model.set_rows(snap.roots)
-        if selected is not None:
-            row = self.model.row_for_path(selected)
-            if row >= 0:
-                self.view.setCurrentIndex(self.model.index(row))
-        self._snap = snap
-        self._update_total()
+    def show_state(self, state: LibraryStatus) -> None:
+        """The folders with their own counts, and the line under the title, from the one library state."""
+        if state.snapshot_seen and list(state.roots) != self.model.rows():
+            selected = self.selected_path()
+            self.model.set_rows(state.roots)
+            if selected is not None:
+                row = self.model.row_for_path(selected)
+                if row >= 0:
+                    self.view.setCurrentIndex(self.model.index(row))
+        self.model.set_activities({row.root_id: folder_activity(state, row) for row in state.roots})
+        line = short_line(state)
+        self.total.setText(line)
+        # While a sync runs the line says how far it is; the counts stay in the tooltip.
+        counted = f"{state.photos:,} photos in {state.folders} folder{'s' if state.folders != 1 else ''}"
+        self.total.setToolTip(counted if state.busy and state.folders else "")
         self._update_buttons()
-
-    def _update_total(self) -> None:
-        """The line under the title: the photo count, or while a sync runs, how far it is."""
-        snap = self._snap
-        if snap is None:
-            return
-        folders = len(snap.roots)
-        if not folders:
-            self.total.setText("No folders yet")
-            return
-        counted = f"{snap.ok:,} photos in {folders} folder{'s' if folders != 1 else ''}"
-        activity = indexing_text(self.controller.index.last) if self.controller.index.running else ""
-        self.total.setText(activity or counted)
-        # The sync's N/M counts the whole library: a folder's row only says that indexing runs, beside its
-        # own count (each folder showing the library's "16/36" read as that folder's progress).
-        self.model.set_activity(activity.split("…")[0] + "…" if activity else "")
-        self.total.setToolTip(counted if activity else "")
 
     def _all_photos(self) -> None:
         self.view.setCurrentIndex(QModelIndex())
@@ -195,12 +183,3 @@ class Sidebar(QWidget):
             return
         protected = bool(self.view.currentIndex().data(ProtectedRole))
         self.controller.set_protected(path, not protected)
-
-
-def indexing_text(progress: Progress | None) -> str:
-    """A short line for a running sync: "Indexing… 120/3,000", or "Looking for photos…" while it scans."""
-    if progress is None or progress.phase == "scan":
-        return "Looking for photos…"
-    if progress.phase == "index":
-        return f"Indexing… {progress.done:,}/{progress.total:,}" if progress.total else "Indexing…"
-    return ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,44 +24,22 @@ from PySide6.QtWidgets import (
 )
 
 from photoembed.gui import theme
-from photoembed.gui.controller import LibraryController, LibrarySnapshot
+from photoembed.gui.controller import LibraryController
 from photoembed.gui.grid import copy_path, show_in_file_manager
 from photoembed.gui.models import FailuresModel, PathRole
+from photoembed.gui.status_model import Activity, LibraryStatus, describe
 
 if TYPE_CHECKING:
     from photoembed.core.indexer import Progress
 
-MESSAGE_TIMEOUT_MS = 8000
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds:  # None or NaN
-        return ""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f} s left"
-    if seconds < 3600:
-        return f"{seconds / 60:.0f} min left"
-    return f"{seconds // 3600:.0f} h {seconds % 3600 / 60:02.0f} min left"
-
-
-def describe_progress(progress: Progress) -> str:
-    """One status line for a sync step: done/total, photos/s, ETA."""
-    if progress.phase == "scan":
-        return progress.message or f"Looking for photos… {progress.done:,} found"
-    if progress.phase == "index":
-        parts = [f"Indexing {progress.done:,} / {progress.total:,}"]
-        if progress.rate > 0:
-            parts.append(f"{progress.rate:.1f} photos/s")
-        eta = format_eta(progress.eta_s)
-        if eta:
-            parts.append(eta)
-        return " · ".join(parts)
-    return progress.message
+RETRY_TICK_MS = 1000  # the "retrying in N s" countdown
 
 
 class StatusArea(QWidget):
-    """Sits in the status bar. GUI thread only."""
+    """Sits in the status bar and renders the controller's one :class:`LibraryStatus`. GUI thread only.
+
+    The message on the left is the notification sink's: it stays until a newer message replaces it.
+    """
 
     def __init__(self, controller: LibraryController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -74,6 +53,13 @@ class StatusArea(QWidget):
         self.progress.setFixedHeight(16)
         self.progress.setTextVisible(True)
         self.progress.setFormat("")  # busy until the total is known; then done/total
+        self.retry_now = QToolButton(self)
+        self.retry_now.setText("Retry now")
+        self.retry_now.setIcon(theme.icon("refresh"))
+        self.retry_now.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.retry_now.setAutoRaise(True)
+        self.retry_now.setToolTip("Try indexing again now instead of waiting")
+        self.retry_now.clicked.connect(lambda: controller.start_index())
         self.pause = QToolButton(self)
         self.pause.setAutoRaise(True)
         self.pause.setIconSize(QSize(16, 16))
@@ -93,6 +79,7 @@ class StatusArea(QWidget):
         layout.addWidget(self.message, 1)
         layout.addWidget(self.progress_label)
         layout.addWidget(self.progress)
+        layout.addWidget(self.retry_now)
         layout.addWidget(self.pause)
         layout.addSpacing(8)
         layout.addWidget(self.errors)
@@ -100,85 +87,93 @@ class StatusArea(QWidget):
         layout.addWidget(self.model_icon)
         layout.addWidget(self.model_label)
 
-        self._clear = QTimer(self)
-        self._clear.setSingleShot(True)
-        self._clear.timeout.connect(lambda: self.message.setText(""))
+        self._retry_since = 0.0  # when the shown retry delay began (monotonic seconds)
+        self._retry_attempt = 0
+        self._tick = QTimer(self)
+        self._tick.setInterval(RETRY_TICK_MS)
+        self._tick.timeout.connect(lambda: self.show_state(controller.status.state))
 
-        controller.index_progress.connect(self.show_progress)
-        controller.index_state.connect(self.show_state)
+        controller.status.changed.connect(self._state_changed)
         controller.index_done.connect(self._index_done)
-        controller.watch_changed.connect(lambda _states: self.show_state(controller.index.running,
-                                                                         controller.index.paused))
-        controller.snapshot.connect(self.apply_snapshot)
         controller.notify.connect(self.show_message)
-        self.show_state(False, False)
-        self.errors.setVisible(False)
-        self.model_label.setText("Opening library…")
+        self.show_state(controller.status.state)
 
     def show_message(self, text: str, is_error: bool = False) -> None:
         palette = self.message.palette()
         color = theme.ACCENT_TRASH if is_error else self.palette().color(QPalette.ColorRole.WindowText)
         palette.setColor(QPalette.ColorRole.WindowText, QColor(color))
         self.message.setPalette(palette)
+        # A message stays until something newer replaces it here: a timed clear hid "Undo puts them back".
         self.message.setText(text)
         self.message.setToolTip(text)
-        # A message stays until something newer replaces it here: a timed clear hid "Undo puts them back".
-        self._clear.stop()
 
     def _index_done(self, summary: str) -> None:
-        snap = self.controller.last_snapshot
-        if snap is not None and snap.roots:  # an empty library has nothing to report
+        state = self.controller.status.state
+        if state.folders:  # an empty library has nothing to report
             self.show_message(f"Index up to date: {summary}")
 
-    def show_progress(self, progress: Progress) -> None:
-        if progress.phase == "done":
-            return  # the summary arrives through index_done; the state line says "up to date"
-        self.progress_label.setText(describe_progress(progress))
-        if progress.phase == "index" and progress.total:
-            self.progress.setRange(0, progress.total)
-            self.progress.setValue(progress.done)
-            self.progress.setFormat(f"{progress.done:,}/{progress.total:,}")
+    def show_progress(self, _progress: Progress) -> None:
+        """Show the state now (screenshots call it from the progress signal, before the next repaint)."""
+        self.show_state(self.controller.status.state)
+
+    def _state_changed(self, state: LibraryStatus) -> None:
+        if state.activity is Activity.RETRYING and (not self._tick.isActive() or state.attempt != self._retry_attempt):
+            self._retry_since = time.monotonic()
+            self._retry_attempt = state.attempt
+        self.show_state(state)
+
+    def show_state(self, state: LibraryStatus) -> None:
+        """Everything this area shows, from the state alone."""
+        activity = state.activity
+        retrying = activity is Activity.RETRYING
+        left = state.retry_in_s - (time.monotonic() - self._retry_since) if retrying else None
+        self.progress_label.setText(describe(state, retry_left_s=left))
+        self.progress_label.setToolTip(state.detail if retrying else "")
+        if retrying:
+            if not self._tick.isActive():
+                self._tick.start()
+        else:
+            self._tick.stop()
+        self.retry_now.setVisible(retrying)
+        working = activity in (Activity.SCANNING, Activity.INDEXING, Activity.UPDATING, Activity.WAITING)
+        self.progress.setVisible(working)
+        if activity is Activity.INDEXING and state.total:
+            self.progress.setRange(0, state.total)
+            self.progress.setValue(state.done)
+            self.progress.setFormat(f"{state.done:,}/{state.total:,}")
         else:
             self.progress.setRange(0, 0)  # busy: the total is not known yet
             self.progress.setFormat("")
-
-    def show_state(self, running: bool, paused: bool) -> None:
-        watching = self.controller.watching
-        self.progress.setVisible(running)
-        self.pause.setVisible(running or paused or watching)
-        if running or watching:
-            self.pause.setIcon(theme.icon("pause"))
-            self.pause.setToolTip("Pause indexing and watching (what is done is kept)")
-        if running:
-            return
+        paused = activity is Activity.PAUSED
+        self.pause.setVisible(working or paused or state.watching)
         if paused:
             self.pause.setIcon(theme.icon("play"))
             self.pause.setToolTip("Resume indexing where it stopped")
-            self.progress_label.setText("Indexing paused")
-        elif watching and self.controller.last_snapshot is not None and self.controller.last_snapshot.roots:
-            self.progress_label.setText("Up to date · watching for changes")
         else:
-            self.progress_label.setText("")
+            self.pause.setIcon(theme.icon("pause"))
+            self.pause.setToolTip("Pause indexing and watching (what is done is kept)")
+        self.errors.setVisible(state.failed > 0)
+        self.errors.setText(f"{state.failed:,} unreadable")
+        if not state.snapshot_seen:
+            self.model_label.setText("Opening library…")
+            self.model_label.setToolTip("")
+        elif state.model_missing:
+            self.model_label.setText("No model: search off")
+            self.model_label.setToolTip(f"No model weights for {state.model_name}: search is off, duplicates work")
+        else:
+            text = f"{state.model_name} · {state.embedded:,} searchable"
+            if state.pending:
+                text += f" · {state.pending:,} to index"
+            self.model_label.setText(text)
+            self.model_label.setToolTip(f"Model {state.model_name}")
 
     def _pause_clicked(self) -> None:
-        if self.controller.index.running or self.controller.watching:
+        state = self.controller.status.state
+        if state.activity is Activity.PAUSED:
+            self.controller.resume_index()
+        else:
             self.progress_label.setText("Pausing after this batch…")
             self.controller.pause_index()
-        else:
-            self.controller.resume_index()
-
-    def apply_snapshot(self, snap: LibrarySnapshot) -> None:
-        self.errors.setVisible(snap.failed > 0)
-        self.errors.setText(f"{snap.failed:,} unreadable")
-        if snap.model.available:
-            text = f"{snap.model.name} · {snap.embedded:,} searchable"
-            if snap.pending:
-                text += f" · {snap.pending:,} to index"
-            self.model_label.setText(text)
-            self.model_label.setToolTip(snap.model.message)
-        else:
-            self.model_label.setText("No model: search off")
-            self.model_label.setToolTip(snap.model.message)
 
     def show_failures(self) -> None:
         dialog = FailuresDialog(self.controller, self.window())

@@ -428,6 +428,16 @@ class Catalog:
         )
         return {int(r[0]): (int(r[1]), int(r[2])) for r in rows}
 
+    def root_pending(self, model: str) -> dict[int, int]:
+        """``{root_id: readable photos with no vector for model}`` in one query (the sidebar's per-folder count)."""
+        rows = self.db.execute(
+            "SELECT p.root_id, COUNT(*) FROM photos p "
+            "LEFT JOIN embeddings e ON e.content_hash = p.content_hash AND e.model = ? "
+            "WHERE p.state = 'ok' AND e.content_hash IS NULL GROUP BY p.root_id",
+            (model,),
+        )
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def taken_range(self) -> tuple[float, float] | None:
         """Earliest and latest capture time of the readable photos (one indexed query), or None."""
         low, high = self.db.execute(

@@ -204,3 +204,17 @@ def test_the_home_is_private_whatever_the_umask(model_home: Path, tmp_path: Path
         library.close()
     finally:
         os.umask(previous)
+
+
+def test_front_ends_get_their_search_and_dedup_services_from_the_library(library: Library, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    for i in range(3):
+        make_photo(folder / f"p{i}.jpg", seed=i)
+    (folder / "copy.jpg").write_bytes((folder / "p0.jpg").read_bytes())
+    library.catalog.add_root(folder)
+    for _ in library.indexer().sync():
+        pass
+    hits = library.search_service().similar(folder / "p1.jpg", k=4).hits
+    assert {h.path.name for h in hits} >= {"p0.jpg", "p2.jpg", "copy.jpg"}  # from p1's stored vector
+    clusters = library.dedup_service().find_clusters(tier="identical", threshold=0.97, time_window=None)
+    assert [sorted(p.path.name for p in c.photos) for c in clusters] == [["copy.jpg", "p0.jpg"]]

@@ -105,13 +105,13 @@ def test_keep_is_a_toggle_that_never_reorders_and_trash_shows_at_once_and_undo_k
 
     # The moment the move is done, before any re-clustering answers, the list no longer shows the file.
     seen_at_recluster: list[list[list[tuple[str, bool]]]] = []
-    original = threaded.find_clusters
+    original = threaded.dupes.find_clusters
 
     def spy(**kwargs: Any) -> None:
         seen_at_recluster.append(_names(view))
         original(**kwargs)
 
-    monkeypatch.setattr(threaded, "find_clusters", spy)
+    monkeypatch.setattr(threaded.dupes, "find_clusters", spy)
     view.trash_current_cluster()
     qtbot.waitUntil(lambda: view.notice.isVisible(), timeout=WAIT_MS)
     assert not (library_folder / "trip" / "big.png").exists()
@@ -136,7 +136,7 @@ def test_not_duplicates_can_be_undone(qtbot: QtBot, view: DuplicatesView) -> Non
     qtbot.waitUntil(lambda: view.clusters.rowCount() == 1 and view.notice.isVisible(), timeout=WAIT_MS)
     assert "not duplicates" in view.notice_text.text()
     answers: list[int] = []
-    view.controller.find_clusters(tier=None, threshold=view.threshold(), time_window=None,
+    view.controller.dupes.find_clusters(tier=None, threshold=view.threshold(), time_window=None,
                                   on_result=lambda found: answers.append(len(found)), on_error=lambda e: None)
     qtbot.waitUntil(lambda: bool(answers), timeout=WAIT_MS)
     assert answers == [1]  # the mark holds for a new search

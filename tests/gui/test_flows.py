@@ -306,7 +306,7 @@ def test_the_app_waits_for_a_command_line_writer_and_then_indexes(
     cli_writer.acquire()
     try:
         live_controller.open(then_add=[photos])
-        message = live_window.status_area.message
+        message = live_window.status_area.progress_label  # the library's state: waiting for the writer
         qtbot.waitUntil(lambda: "being written by `photoembed index`" in message.text(), timeout=WAIT_MS)
         library = live_controller.library
         assert library is not None

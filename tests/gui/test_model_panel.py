@@ -51,7 +51,7 @@ def test_install_from_file_offers_a_list_and_identifies_the_file(
     qtbot.addWidget(panel)
     panel.show()
 
-    with qtbot.waitSignal(threaded.model_download_done, timeout=60_000) as done:
+    with qtbot.waitSignal(threaded.model.done, timeout=60_000) as done:
         panel.install.click()
         assert panel.progress.isVisible()  # shown while the worker identifies, checks and copies
         assert "Installing open_clip_model.safetensors" in panel.title.text()

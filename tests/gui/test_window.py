@@ -205,7 +205,7 @@ def test_status_never_claims_a_duplicates_job_without_folders(
     window: MainWindow, controller: LibraryController, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[object] = []
-    monkeypatch.setattr(controller, "find_clusters", lambda **kwargs: calls.append(kwargs))
+    monkeypatch.setattr(controller.dupes, "find_clusters", lambda **kwargs: calls.append(kwargs))
     controller.open()
     window.tabs.setCurrentWidget(window.dupes)
     window.dupes.activate()
@@ -311,3 +311,22 @@ def test_ctrl_comma_opens_settings_and_view_choices_apply(
     app = QApplication.instance()
     assert isinstance(app, QApplication)
     theme.apply_theme(app)
+
+
+def test_no_duplicates_is_only_said_once_the_library_is_indexed(
+    window: MainWindow, controller: LibraryController, tmp_path: Path
+) -> None:
+    from tests.conftest import make_photo
+
+    folder = tmp_path / "distinct"
+    for i in range(3):
+        make_photo(folder / f"p{i}.jpg", seed=100 + i)
+    controller.open(then_add=[folder])
+    window.tabs.setCurrentWidget(window.dupes)
+    window.dupes.refresh_button.click()
+    assert window.status_area.message.text() == "No duplicates found"
+    # While the library is still being scanned (a watcher's batch, a re-scan), "none" is not claimed.
+    controller.status.live_started()
+    window.dupes.refresh_button.click()  # inline here (force_sync): the answer is in when click() returns
+    assert window.status_area.message.text() == "No duplicates so far (indexing continues)"
+    assert "still being indexed" in window.dupes.message.text()

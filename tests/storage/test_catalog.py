@@ -116,6 +116,18 @@ def test_root_counts(catalog: Catalog, tmp_path: Path) -> None:
     assert catalog.root_counts() == {a.id: (1, 1), b.id: (1, 0)}
 
 
+def test_root_pending_counts_each_folders_photos_without_a_vector(catalog: Catalog, tmp_path: Path) -> None:
+    a, b = catalog.add_root(tmp_path / "a"), catalog.add_root(tmp_path / "b")
+    for name in ("1", "2", "3"):
+        catalog.upsert_photo(root_id=a.id, path=f"/a/{name}.jpg", size=1, mtime_ns=1, content_hash=name)
+    catalog.upsert_photo(root_id=a.id, path="/a/bad.jpg", size=1, mtime_ns=1, content_hash=None, error="bad")
+    catalog.upsert_photo(root_id=b.id, path="/b/1.jpg", size=1, mtime_ns=1, content_hash="1")  # a copy of a/1
+    catalog.put_embeddings("m", [("1", np.ones(4)), ("3", np.ones(4))])
+    catalog.put_embeddings("other", [("2", np.ones(4))])
+    assert catalog.root_pending("m") == {a.id: 1}  # a/2 only: b's copy has the vector; unreadable ones wait not
+    assert catalog.root_pending("other") == {a.id: 2, b.id: 1}
+
+
 def test_taken_range_covers_readable_photos_with_a_date(catalog: Catalog, tmp_path: Path) -> None:
     root = catalog.add_root(tmp_path)
     assert catalog.taken_range() is None
