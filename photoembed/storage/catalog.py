@@ -452,8 +452,8 @@ class Catalog:
             """
             INSERT INTO photos(root_id, path, size, mtime_ns, content_hash, state, error, format, width,
                                height, taken, taken_from_exif, has_gps, phash, sharpness, indexed_at,
-                               camera, software, modified, jpeg_trace, fingerprint_version)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               camera, software, modified, jpeg_trace, fingerprint_version, jpeg_tables)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET
                 root_id = excluded.root_id, size = excluded.size, mtime_ns = excluded.mtime_ns,
                 content_hash = excluded.content_hash, state = excluded.state, error = excluded.error,
@@ -462,7 +462,7 @@ class Catalog:
                 has_gps = excluded.has_gps, phash = excluded.phash, sharpness = excluded.sharpness,
                 indexed_at = excluded.indexed_at, camera = excluded.camera, software = excluded.software,
                 modified = excluded.modified, jpeg_trace = excluded.jpeg_trace,
-                fingerprint_version = excluded.fingerprint_version
+                fingerprint_version = excluded.fingerprint_version, jpeg_tables = excluded.jpeg_tables
             RETURNING id
             """,
             (
@@ -470,7 +470,7 @@ class Catalog:
                 info.format, info.width, info.height, info.taken, int(info.taken_from_exif),
                 int(info.has_gps), info.phash, info.sharpness, time.time(),
                 info.camera, info.software, info.modified, info.jpeg_trace,
-                info.phash[0] if info.phash else None,
+                info.phash[0] if info.phash else None, info.jpeg_tables,
             ),
         ).fetchone()
         return int(row[0])
@@ -737,7 +737,7 @@ class Catalog:
 
 _PHOTO_COLUMNS = (
     "id, root_id, path, size, mtime_ns, content_hash, state, error, format, width, height, taken, "
-    "taken_from_exif, has_gps, phash, sharpness, camera, software, modified, jpeg_trace"
+    "taken_from_exif, has_gps, phash, sharpness, camera, software, modified, jpeg_trace, jpeg_tables"
 )
 
 
@@ -764,6 +764,7 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
             software=row["software"],
             modified=row["modified"],
             jpeg_trace=row["jpeg_trace"],
+            jpeg_tables=row["jpeg_tables"],
         ),
     )
 

@@ -152,6 +152,12 @@ MIGRATIONS: list[str] = [
     END;
     CREATE INDEX photos_by_fingerprint_version ON photos(fingerprint_version);
     """,
+    # 7 (keeper): a JPEG's quantisation tables, as libjpeg's quality when they are its standard tables (a
+    # re-save by most programs) or 0 for the encoder's own (a camera's). Photos indexed before read NULL
+    # (unknown: no claim) until they are indexed again.
+    """
+    ALTER TABLE photos ADD COLUMN jpeg_tables INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
