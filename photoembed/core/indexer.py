@@ -185,8 +185,9 @@ class _Result:
     needs_embedding: bool = False
     error: str | None = None
     vanished: bool = False
-    #: A refresh job's new fingerprint (phash blob, sharpness); None when the file was not as catalogued.
-    fingerprint: tuple[bytes, float] | None = None
+    #: A refresh job's new fingerprint and what the bytes say (phash and sharpness filled in); None when the
+    #: file was not as catalogued.
+    fingerprint: PhotoInfo | None = None
 
 
 class Indexer:
@@ -641,7 +642,7 @@ class Indexer:
             logger.info("Fingerprint of %s not updated: %s", job.path, exc)
             return result
         mark = fingerprint(decoded.image)
-        result.fingerprint = (mark.phash, mark.sharpness)
+        result.fingerprint = replace(decoded.info, phash=mark.phash, sharpness=mark.sharpness)
         return result
 
     def _commit(
@@ -683,8 +684,7 @@ class Indexer:
         job = result.job
         if job.refresh:
             if result.fingerprint is not None and job.existing is not None and job.existing.content_hash:
-                phash, sharpness = result.fingerprint
-                self.catalog.set_fingerprint(job.existing.content_hash, phash=phash, sharpness=sharpness)
+                self.catalog.set_fingerprint(job.existing.content_hash, result.fingerprint)
                 self.report.fingerprinted += 1
             return
         if result.vanished:

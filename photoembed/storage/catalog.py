@@ -587,12 +587,20 @@ class Catalog:
         ).fetchone()
         return int(row[0])
 
-    def set_fingerprint(self, content_hash: str, *, phash: bytes, sharpness: float) -> int:
-        """A new fingerprint for every readable photo with these bytes (nothing else of them changes)."""
+    def set_fingerprint(self, content_hash: str, info: PhotoInfo) -> int:
+        """A new fingerprint (``info.phash``, ``info.sharpness``) for every readable photo with these bytes.
+
+        The keeper's facts that only the bytes decide (camera, software, EXIF DateTime, JPEG traces and tables)
+        are refreshed with it: rows from before those were catalogued (NULL) or measured as now gain them. Path,
+        times and everything else stay.
+        """
+        if not info.phash:
+            raise ValueError("no fingerprint to store")
         cur = self.db.execute(
-            "UPDATE photos SET phash = ?, sharpness = ?, fingerprint_version = ? "
-            "WHERE content_hash = ? AND state = 'ok'",
-            (phash, sharpness, phash[0], content_hash),
+            "UPDATE photos SET phash = ?, sharpness = ?, fingerprint_version = ?, camera = ?, software = ?, "
+            "modified = ?, jpeg_trace = ?, jpeg_tables = ? WHERE content_hash = ? AND state = 'ok'",
+            (info.phash, info.sharpness, info.phash[0], info.camera, info.software, info.modified, info.jpeg_trace,
+             info.jpeg_tables, content_hash),
         )
         return cur.rowcount
 

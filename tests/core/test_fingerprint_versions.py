@@ -32,13 +32,14 @@ def old_blob(blob: bytes) -> bytes:
 
 
 def age_fingerprints(catalog: Catalog, paths: list[Path] | None = None) -> None:
-    """Write what an older photoembed wrote: format 1 blobs (and their version)."""
+    """Write what an older photoembed wrote: format 1 blobs (and their version), no JPEG tables."""
     with catalog.transaction() as db:
         rows = db.execute("SELECT id, path, phash FROM photos WHERE state = 'ok'").fetchall()
         for pid, path, blob in rows:
             if paths is None or Path(path) in paths:
                 db.execute(
-                    "UPDATE photos SET phash = ?, fingerprint_version = ? WHERE id = ?", (old_blob(blob), OLD, pid)
+                    "UPDATE photos SET phash = ?, fingerprint_version = ?, jpeg_tables = NULL WHERE id = ?",
+                    (old_blob(blob), OLD, pid),
                 )
 
 
@@ -121,6 +122,8 @@ def test_index_fingerprints_old_photos_again_and_only_them(catalog: Catalog, pho
     assert "2 fingerprints updated" in steps[-1].message
     assert versions(catalog) == {name: (fp.FORMAT_VERSION, fp.FORMAT_VERSION) for name in fresh}
     assert {p.path.name: p.info.phash for p in catalog.iter_photos()} == fresh  # what indexing them gives
+    tables = {p.path.name: p.info.jpeg_tables for p in catalog.iter_photos()}
+    assert tables == dict.fromkeys(fresh, 75)  # the keeper's byte facts come back with the fingerprint
     report = _indexer(catalog).run()
     assert (report.fingerprinted, report.added, report.updated) == (0, 0, 0)
 
