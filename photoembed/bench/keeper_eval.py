@@ -209,7 +209,7 @@ def keeper_accuracy(
             kept = next((p for p in cluster.photos if p.keep), cluster.photos[0])
             if photos is not None and original in photos:
                 reasons = [
-                    (m.path.name, why)
+                    (m.path.name if m.path.name != original.name else f"{m.path.parent.name}/{m.path.name}", why)
                     for m in members
                     if m.path != original and m.path in photos
                     for why in [unknown_original(photos[original], photos[m.path])]
