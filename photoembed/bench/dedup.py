@@ -546,7 +546,8 @@ def cmd_bench_dedup_eval(args: argparse.Namespace, library_factory: Callable[[],
                 predicted = _pairs_of([[p.path for p in c.photos] for c in clusters])
                 _table(f"photoembed up to '{tier}' ({took:.1f}s)", decoded_items, predicted, kinds, print)
                 if tier == "same":
-                    print(keeper_accuracy(clusters, originals_by_group(decoded_items)).line())
+                    rows = {p.path: p for p in catalog.iter_photos()}
+                    print(keeper_accuracy(clusters, originals_by_group(decoded_items), rows).line())
             for label, threshold in (("phash ≤4 (strict)", 4), ("phash ≤12 (loose)", 12)):
                 t0 = time.perf_counter()  # hashing the decoded images and pairing them: its whole cost
                 baseline = _pairs_of(_baseline_clusters(images, threshold))

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from photoembed.cli.output import emit_json, human_bytes
+from photoembed.cli.progress import ProgressLine
+from photoembed.core.writer_lock import WriterBusyError, WriterLock
 from photoembed.dedup.records import TIER_TITLES, TIERS, Cluster, TrashPlan
 from photoembed.dedup.service import DedupService
 from photoembed.dedup.trash import SystemTrash
+from photoembed.imaging.fingerprint import FORMAT_VERSION
 
 LibraryFactory = Callable[[], Any]
 
@@ -72,7 +76,8 @@ def service_for(library: Any, *, with_indexer: bool = False) -> DedupService:
 
 
 def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
-    service = service_for(library_factory())
+    library = library_factory()
+    service = service_for(library)
     if args.not_duplicates:
         pairs = service.mark_not_duplicates(args.not_duplicates)
         if args.json:
@@ -80,6 +85,7 @@ def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
         else:
             print(f"Remembered: {len(args.not_duplicates)} photos are not duplicates of each other.")
         return 0
+    update_fingerprints(library)
     clusters = service.find_clusters(tier=args.tier, threshold=args.threshold, time_window=args.window)
     if args.tier is not None:
         clusters = [c for c in clusters if c.tier == args.tier]  # one tier: no identical clusters under "same"
@@ -101,6 +107,47 @@ def cmd_dupes(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
     if left:
         print(_left_note(left))
     return 0
+
+
+def update_fingerprints(library: Any) -> int:
+    """Before listing: fingerprint again the photos an older version fingerprinted, saying so (on stderr).
+
+    Only with the library's writer lock free; when another photoembed writes the library (an index, the
+    watcher, the app), it is the one that updates them: say how many are still old, since copies among them
+    can be missed until then. Returns how many photos are left with an old fingerprint.
+    """
+    stale = library.catalog.stale_fingerprint_count(FORMAT_VERSION)
+    if not stale:
+        return 0
+    writer = WriterLock(library.paths.data, command="photoembed dupes (updating fingerprints)")
+    try:
+        writer.acquire()
+    except WriterBusyError as exc:
+        who = exc.holder.describe() if exc.holder is not None else "another photoembed"
+        sys.stderr.write(
+            f"photoembed: {stale} photos still have fingerprints made by an older version; {who} is writing "
+            "this library and updates them. Until it is done, copies among those photos may be missed.\n"
+        )
+        return stale
+    try:
+        sys.stderr.write(f"Updating the fingerprints of {stale} photos (made by an older version of photoembed)…\n")
+        progress = ProgressLine()
+        indexer = library.indexer()
+        try:
+            for step in indexer.refresh_fingerprints():
+                if step.phase == "index":
+                    progress.update(done=step.done, total=step.total, rate=step.rate, eta_s=step.eta_s)
+        finally:
+            progress.close()
+        left = int(library.catalog.stale_fingerprint_count(FORMAT_VERSION))
+    finally:
+        writer.release()
+    if left:
+        sys.stderr.write(
+            f"photoembed: {left} photos keep an old fingerprint (their files changed or cannot be read): "
+            "run `photoembed index`.\n"
+        )
+    return left
 
 
 def _trash(args: argparse.Namespace, service: DedupService, clusters: list[Cluster]) -> int:

@@ -119,6 +119,7 @@ def _index_locked(args: argparse.Namespace, library: Any) -> int:
                 "moved": report.moved,
                 "removed": report.removed,
                 "embedded": report.embedded,
+                "fingerprints_updated": report.fingerprinted,
                 "failed": report.failed,
                 "offline_roots": [str(p) for p in report.offline_roots],
                 "offline_folders": [
@@ -132,6 +133,8 @@ def _index_locked(args: argparse.Namespace, library: Any) -> int:
             f"Done: {report.added} added, {report.updated} updated, {report.moved} moved or renamed, "
             f"{report.removed} removed, {report.embedded} embedded."
         )
+        if report.fingerprinted:
+            print(f"{report.fingerprinted} fingerprints made by an older version updated (no photo re-embedded).")
         if report.failed:
             print(f"{report.failed} photos could not be read; `photoembed status` lists them with the reason.")
         for root in report.offline_roots:

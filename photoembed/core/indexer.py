@@ -43,7 +43,7 @@ from photoembed.core.offline import OfflineRegistry
 from photoembed.core.scanner import ScanGap, ScanMount, ScannedFile, ScanProblem, ScanRules, mount_missing, scan
 from photoembed.errors import Cancelled, KnownError
 from photoembed.imaging.decode import decode_photo
-from photoembed.imaging.fingerprint import fingerprint
+from photoembed.imaging.fingerprint import FORMAT_VERSION, fingerprint
 from photoembed.imaging.safe_open import FileTooLargeError, read_regular
 from photoembed.ml.runtime import cpu_count
 from photoembed.storage.catalog import Catalog
@@ -157,6 +157,9 @@ class SyncReport:
     moved: int = 0
     removed: int = 0
     failed: int = 0
+    #: Photos (distinct files' bytes) whose fingerprint was made again in the current format (an older
+    #: version of photoembed made theirs); nothing else of them was read again.
+    fingerprinted: int = 0
     offline_roots: list[Path] = field(default_factory=list)
     #: Folders below a root that could not be seen (path, reason, photos kept): their photos are kept.
     offline_folders: list[tuple[Path, str, int]] = field(default_factory=list)
@@ -167,6 +170,8 @@ class _Job:
     root_id: int
     path: str
     existing: FileState | None
+    #: Only fingerprint it again (an unchanged photo whose fingerprint has an older format).
+    refresh: bool = False
 
 
 @dataclass
@@ -180,6 +185,9 @@ class _Result:
     needs_embedding: bool = False
     error: str | None = None
     vanished: bool = False
+    #: A refresh job's new fingerprint and what the bytes say (phash and sharpness filled in); None when the
+    #: file was not as catalogued.
+    fingerprint: PhotoInfo | None = None
 
 
 class Indexer:
@@ -335,7 +343,12 @@ class Indexer:
             )
         out_of_sight = [str(p) for p in self.report.offline_roots] + [str(f[0]) for f in self.report.offline_folders]
         jobs.extend(self._pending_embeddings(jobs, missing, out_of_sight))
-        yield Progress("scan", scanned, scanned, message=f"{scanned} photos found, {len(jobs)} to index")
+        refresh = self._stale_fingerprints(scope, jobs, missing, out_of_sight)
+        jobs.extend(refresh)
+        note = f", {len(refresh)} fingerprints to update (made by an older version)" if refresh else ""
+        yield Progress(
+            "scan", scanned, scanned, message=f"{scanned} photos found, {len(jobs) - len(refresh)} to index{note}"
+        )
 
         if seen_problems:
             with self.catalog.transaction():
@@ -352,6 +365,20 @@ class Indexer:
         elif self.vector_index is not None:
             self.vector_index.compact_log()  # no model: nothing follows the change log
         yield Progress("done", 1, 1, failed=self.report.failed, message=self._summary())
+
+    def refresh_fingerprints(self, cancel: threading.Event | None = None) -> Iterator[Progress]:
+        """Fingerprint again, in the current format, every photo whose fingerprint an older version made.
+
+        No scan and no model: each file is read once and checked against the catalog (a file that changed
+        or vanished is left for the next sync). Yields "index" progress. Raises Cancelled when ``cancel``
+        is set (fingerprints updated so far are kept).
+        """
+        self.report = SyncReport()
+        jobs = self._refresh_jobs(self.catalog.stale_fingerprints(FORMAT_VERSION), set(), set(), ())
+        yield Progress("scan", 0, 0, message=f"{len(jobs)} fingerprints to update (made by an older version)")
+        yield from self._ingest(jobs, {}, cancel)
+        yield Progress("done", 1, 1, failed=self.report.failed, message=f"{self.report.fingerprinted} fingerprints "
+                       "updated")
 
     def run(self, **kwargs: object) -> SyncReport:
         """Run :meth:`sync` to the end (scripts and tests)."""
@@ -421,6 +448,45 @@ class Indexer:
                 pending.append(_Job(root_id, state.path, state))
         return pending
 
+    def _stale_fingerprints(
+        self,
+        scope: Sequence[tuple[Root, Path | None]],
+        jobs: Sequence[_Job],
+        missing: dict[str, FileState],
+        out_of_sight: Sequence[str],
+    ) -> list[_Job]:
+        """Photos in scope, seen unchanged by this scan, whose fingerprint has an older format."""
+        stale: list[FileState] = []
+        for root, start in scope:
+            if str(root.path) in out_of_sight:
+                continue
+            rows = self.catalog.stale_fingerprints(FORMAT_VERSION, root_id=root.id)
+            if start is not None:
+                folder = str(start).rstrip(os.sep)
+                rows = [r for r in rows if r.path == folder or r.path.startswith(folder + os.sep)]
+            stale.extend(rows)
+        return self._refresh_jobs(stale, {job.path for job in jobs}, set(missing), out_of_sight)
+
+    def _refresh_jobs(
+        self, stale: Iterable[FileState], queued: set[str], missing: set[str], out_of_sight: Sequence[str]
+    ) -> list[_Job]:
+        """One refresh job per content hash (identical copies share one fingerprint, updated together)."""
+        roots = {root.id: root for root in self.catalog.roots()}
+        hashes: set[str] = set()
+        out: list[_Job] = []
+        for state in stale:
+            if state.path in queued or state.path in missing or state.content_hash is None:
+                continue
+            if state.content_hash in hashes:
+                continue
+            if any(state.path == gone or state.path.startswith(gone.rstrip(os.sep) + os.sep) for gone in out_of_sight):
+                continue
+            root_id = self._root_id_of(state.path, roots)
+            if root_id is not None:
+                hashes.add(state.content_hash)
+                out.append(_Job(root_id, state.path, state, refresh=True))
+        return out
+
     @staticmethod
     def _root_id_of(path: str, roots: dict[int, Root]) -> int | None:
         """The innermost root holding ``path`` (roots can nest in a library made before that was refused)."""
@@ -471,6 +537,7 @@ class Indexer:
                     done += len(batch)
                     self._commit(batch, missing, missing_by_hash)
                     meter.add(len(batch))
+                    refreshing = all(r.job.refresh for r in batch)
                     batch = []
                     rate = meter.rate()
                     yield Progress(
@@ -480,7 +547,7 @@ class Indexer:
                         rate=rate,
                         eta_s=(total - done) / rate if rate > 0 else None,
                         failed=self.report.failed,
-                        message=f"Indexing {done}/{total}",
+                        message=f"Updating fingerprints {done}/{total}" if refreshing else f"Indexing {done}/{total}",
                     )
 
     def _read(self, job: _Job) -> _Result:
@@ -503,6 +570,8 @@ class Indexer:
             return result
 
     def _read_one(self, job: _Job) -> _Result:
+        if job.refresh:
+            return self._refresh_one(job)
         result = _Result(job)
         try:
             # Never a link, FIFO or device (replaced since the scan), never more than the size limit.
@@ -528,10 +597,12 @@ class Indexer:
             return result
         result.content_hash = content_hash(data)
         known = self.catalog.known_hash(result.content_hash, self.model)
-        if known is not None and (known[1] or self.model is None):
+        embedded = known is not None and (known[1] or self.model is None)
+        if known is not None and embedded and _current(known[0].phash):
             result.info = known[0]
             return result
-        encoder = self._load_encoder()
+        # Known bytes with a current embedding but an older fingerprint: decode for the fingerprint only.
+        encoder = None if embedded else self._load_encoder()
         try:
             decoded = decode_photo(
                 data,
@@ -549,6 +620,29 @@ class Indexer:
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             # Pillow raises these for malformed data the decoder did not classify; it is the photo's fault.
             result.error = f"cannot decode image: {exc}"
+        return result
+
+    def _refresh_one(self, job: _Job) -> _Result:
+        """Decode-pool thread: a refresh job's new fingerprint, when the file still holds the catalogued bytes."""
+        result = _Result(job)
+        existing = job.existing
+        try:
+            data, stat_result = read_regular(job.path)
+        except (OSError, KnownError) as exc:
+            logger.debug("Fingerprint of %s not updated: %s", job.path, exc)
+            return result
+        if existing is None or not data or content_hash(data) != existing.content_hash:
+            logger.debug("Fingerprint of %s not updated: the file changed since it was indexed", job.path)
+            return result
+        try:
+            decoded = decode_photo(
+                data, name=os.path.basename(job.path), min_side=FINGERPRINT_MIN_SIDE, mtime=stat_result.st_mtime
+            )
+        except (KnownError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+            logger.info("Fingerprint of %s not updated: %s", job.path, exc)
+            return result
+        mark = fingerprint(decoded.image)
+        result.fingerprint = replace(decoded.info, phash=mark.phash, sharpness=mark.sharpness)
         return result
 
     def _commit(
@@ -588,6 +682,11 @@ class Indexer:
         self, result: _Result, missing: dict[str, FileState], missing_by_hash: dict[str, list[FileState]]
     ) -> None:
         job = result.job
+        if job.refresh:
+            if result.fingerprint is not None and job.existing is not None and job.existing.content_hash:
+                self.catalog.set_fingerprint(job.existing.content_hash, result.fingerprint)
+                self.report.fingerprinted += 1
+            return
         if result.vanished:
             if job.existing is not None:
                 self.catalog.delete_photos([job.existing.id])
@@ -649,11 +748,18 @@ class Indexer:
     def _summary(self) -> str:
         r = self.report
         parts = [f"{r.added} added", f"{r.updated} updated", f"{r.moved} moved", f"{r.removed} removed"]
+        if r.fingerprinted:
+            parts.append(f"{r.fingerprinted} fingerprints updated")
         if r.failed:
             parts.append(f"{r.failed} could not be read")
         if r.offline_roots or r.offline_folders:
             parts.append(f"{len(r.offline_roots) + len(r.offline_folders)} folder(s) offline")
         return ", ".join(parts)
+
+
+def _current(phash: bytes | None) -> bool:
+    """Whether a stored fingerprint blob has the current format (byte 0 is its format version)."""
+    return phash is not None and len(phash) > 0 and phash[0] >= FORMAT_VERSION
 
 
 def _changed(state: FileState, item: ScannedFile) -> bool:

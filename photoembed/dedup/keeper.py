@@ -4,9 +4,14 @@ Criteria are compared in the user's order (settings.keeper_criteria); the first 
 apart decides. The default order finds the original among its copies:
 
 1. ``camera_metadata``: camera data (EXIF make/model, original date, GPS) over less or none.
-2. ``earliest``: the earlier capture (both EXIF dates), then the older file among byte-different copies.
+2. ``earliest``: the earlier capture (both EXIF dates), then the older file among byte-different copies,
+   unless a file's own bytes show it is a re-save of the other (below): file times are the weakest
+   evidence (a copy, a sync or a restore sets any), those bytes cannot lie.
 3. ``camera_format``: what a camera writes (RAW, HEIC, a JPEG with camera data) over a re-save of it; a
-   PNG/TIFF whose pixels hold JPEG traces is a decoded JPEG, never "more original".
+   PNG/TIFF whose pixels hold JPEG traces is a decoded JPEG, never "more original"; a lossless file without
+   traces is more original than a JPEG only at least as large; of two JPEGs with camera data, the one coded
+   with the encoder's own quantisation tables (a camera's) over one with libjpeg's standard tables (what
+   PIL, ImageMagick, GIMP and most services write when they re-save, EXIF copied or not).
 4. ``unedited``: no editor's mark (EXIF Software of an editing program, or written after its capture).
 5. ``resolution``: more pixels, only among copies equal on all of the above.
 6. ``sharpness``, ``file_size`` (the less compressed of two re-encodes of the same pixels, never a tone edit)
@@ -26,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from photoembed.imaging.formats import format_of, is_raw_format
-from photoembed.imaging.jpegtrace import CLEAN_MAX, TRACE_MIN
+from photoembed.imaging.jpegtrace import CLEAN_MAX, OWN_TABLES, TRACE_MIN
 from photoembed.storage.records import Photo
 
 # A sharpness difference under this ratio is noise (re-encodes differ by a few percent).
@@ -142,6 +147,8 @@ def _earliest(a: Photo, b: Photo, _ctx: Context) -> str | None:
             return None
     if _same_bytes(a, b):
         return None  # identical files: which copy was written first says nothing about the photo
+    if resave_mark(a, b) or resave_mark(b, a):
+        return None  # the bytes say which is the re-save (camera_format, unedited): file times may lie
     ma, mb = a.mtime_ns / 1e9, b.mtime_ns / 1e9
     if ma // _MINUTE_S < mb // _MINUTE_S:
         return f"older file ({_when(ma)} over {_when(mb)})"
@@ -183,10 +190,46 @@ def _provenance(p: Photo) -> tuple[float, str]:
     return 0, name
 
 
+# Formats no camera writes: one that carries camera data had it copied over by a conversion.
+_NO_CAMERA_WRITES = ("png", "webp", "gif", "bmp", "avif")
+
+
+def _lossless_clean(p: Photo) -> bool:
+    trace = p.info.jpeg_trace
+    return _fmt(p) in ("png", "tiff", "bmp") and trace is not None and trace <= CLEAN_MAX
+
+
+def _own_tables(p: Photo) -> bool:
+    """A camera JPEG coded with the encoder's own quantisation tables (not libjpeg's standard ones)."""
+    return _fmt(p) == "jpeg" and _from_camera(p) and p.info.jpeg_tables == OWN_TABLES
+
+
+def _standard_tables(p: Photo) -> bool:
+    return _fmt(p) == "jpeg" and p.info.jpeg_tables is not None and p.info.jpeg_tables != OWN_TABLES
+
+
+def resave_mark(a: Photo, b: Photo) -> str | None:
+    """What in ``a``'s own bytes shows it was saved again from ``b`` (or from what ``b`` was made of)."""
+    trace = a.info.jpeg_trace
+    if _fmt(a) in ("png", "tiff", "bmp") and trace is not None and trace >= TRACE_MIN and _fmt(b) == "jpeg":
+        return f"{_fmt(a).upper()} of a decoded JPEG"
+    if _from_camera(a) and _fmt(a) in _NO_CAMERA_WRITES and _fmt(b) not in _NO_CAMERA_WRITES:
+        return f"a {_fmt(a).upper()} with camera data (cameras write JPEG, HEIC or RAW)"
+    if edit_mark(a) is not None and edit_mark(b) is None:
+        return edit_mark(a)
+    if _standard_tables(a) and _own_tables(b) and edit_mark(b) is None:
+        return f"re-saved with libjpeg's tables (quality {a.info.jpeg_tables})"
+    return None
+
+
 def _camera_format(a: Photo, b: Photo, _ctx: Context) -> str | None:
     (ra, da), (rb, db) = _provenance(a), _provenance(b)
     if ra > rb:
+        if _lossless_clean(a) and _pixels(a) < _pixels(b):
+            return None  # a smaller lossless copy was resized (which leaves no traces): no claim
         return f"{da} over {db}"
+    if ra == rb and _own_tables(a) and _standard_tables(b) and edit_mark(a) is None:
+        return f"camera JPEG (its own quantisation tables) over a re-save (libjpeg's, quality {b.info.jpeg_tables})"
     return None
 
 

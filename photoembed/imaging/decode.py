@@ -42,7 +42,7 @@ from PIL import Image, ImageFile
 
 from photoembed.errors import KnownError
 from photoembed.imaging.formats import format_of, is_raw_format, register_heif
-from photoembed.imaging.jpegtrace import jpeg_trace
+from photoembed.imaging.jpegtrace import jpeg_tables, jpeg_trace
 from photoembed.imaging.metadata import (
     NO_EXIF,
     ExifSummary,
@@ -156,6 +156,7 @@ class _Decoded(NamedTuple):
     exif: ExifSummary
     extent: Extent
     jpeg_trace: float | None = None  # measured on lossless formats only (see photoembed.imaging.jpegtrace)
+    jpeg_tables: int | None = None  # JPEGs: libjpeg quality of standard tables, 0 for the encoder's own
 
 
 def decode_photo(data: bytes, *, name: str, min_side: int | tuple[int, int], mtime: float) -> DecodedPhoto:
@@ -192,6 +193,7 @@ def decode_photo(data: bytes, *, name: str, min_side: int | tuple[int, int], mti
         software=exif.software,
         modified=exif.modified,
         jpeg_trace=decoded.jpeg_trace,
+        jpeg_tables=decoded.jpeg_tables,
     )
     return DecodedPhoto(image=decoded.image, info=info, extent=decoded.extent)
 
@@ -408,8 +410,10 @@ def _decode_pillow(
     try:
         width, height = image.size
         _check_pixels(width, height)
+        tables = None
         if image.format == "JPEG":
             _check_jpeg_payload(data, width, height)
+            tables = jpeg_tables(getattr(image, "quantization", None))
         exif = read_exif(data if image.format == "TIFF" else _exif_block(image))
         orientation = exif.orientation if orient else 1
         upright = oriented_size(width, height, orientation)
@@ -453,6 +457,7 @@ def _decode_pillow(
         exif=exif,
         extent=orient_extent(extent, rgb.size, orientation),
         jpeg_trace=traces,
+        jpeg_tables=tables,
     )
 
 

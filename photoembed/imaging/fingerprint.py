@@ -26,7 +26,10 @@ re-reads or re-filters a photo:
 * up to :data:`MAX_KEYPOINTS` ORB keypoints of the content (positions and 32-byte descriptors), detected
   on a CLAHE-equalised grey image of :data:`FEATURE_SIDE` px: what the geometric check matches.
 
-Format 1 blobs still parse (without features). Thread-safe: no shared state. About 6-9 ms on a 400 px
+Format 1 blobs still parse (without features). Byte 0 of a blob is its format version, and the catalog
+keeps it per photo (``photos.fingerprint_version``): the indexer and ``dupes`` fingerprint every photo of an
+older version again (photoembed.core.indexer), so bump :data:`FORMAT_VERSION` whenever what is computed
+changes, even with the same byte layout. Thread-safe: no shared state. About 6-9 ms on a 400 px
 image, most of it ORB.
 """
 

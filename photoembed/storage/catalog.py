@@ -462,8 +462,8 @@ class Catalog:
             """
             INSERT INTO photos(root_id, path, size, mtime_ns, content_hash, state, error, format, width,
                                height, taken, taken_from_exif, has_gps, phash, sharpness, indexed_at,
-                               camera, software, modified, jpeg_trace)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                               camera, software, modified, jpeg_trace, fingerprint_version, jpeg_tables)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT(path) DO UPDATE SET
                 root_id = excluded.root_id, size = excluded.size, mtime_ns = excluded.mtime_ns,
                 content_hash = excluded.content_hash, state = excluded.state, error = excluded.error,
@@ -471,7 +471,8 @@ class Catalog:
                 taken = excluded.taken, taken_from_exif = excluded.taken_from_exif,
                 has_gps = excluded.has_gps, phash = excluded.phash, sharpness = excluded.sharpness,
                 indexed_at = excluded.indexed_at, camera = excluded.camera, software = excluded.software,
-                modified = excluded.modified, jpeg_trace = excluded.jpeg_trace
+                modified = excluded.modified, jpeg_trace = excluded.jpeg_trace,
+                fingerprint_version = excluded.fingerprint_version, jpeg_tables = excluded.jpeg_tables
             RETURNING id
             """,
             (
@@ -479,6 +480,7 @@ class Catalog:
                 info.format, info.width, info.height, info.taken, int(info.taken_from_exif),
                 int(info.has_gps), info.phash, info.sharpness, time.time(),
                 info.camera, info.software, info.modified, info.jpeg_trace,
+                info.phash[0] if info.phash else None, info.jpeg_tables,
             ),
         ).fetchone()
         return int(row[0])
@@ -570,6 +572,47 @@ class Catalog:
             (model,),
         )
         return [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    # -- fingerprints -------------------------------------------------------------------------------
+
+    def stale_fingerprints(self, version: int, *, root_id: int | None = None) -> list[FileState]:
+        """Readable photos whose fingerprint is older than format ``version`` (or missing), one indexed query."""
+        sql = (
+            "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
+            "WHERE (fingerprint_version < ? OR fingerprint_version IS NULL) AND state = 'ok'"
+        )
+        args: tuple[object, ...] = (version,)
+        if root_id is not None:
+            sql += " AND +root_id = ?"
+            args = (version, root_id)
+        rows = self.db.execute(sql + " ORDER BY path", args)
+        return [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+
+    def stale_fingerprint_count(self, version: int) -> int:
+        """How many readable photos have a fingerprint older than format ``version`` (or none)."""
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM photos WHERE (fingerprint_version < ? OR fingerprint_version IS NULL) "
+            "AND state = 'ok'",
+            (version,),
+        ).fetchone()
+        return int(row[0])
+
+    def set_fingerprint(self, content_hash: str, info: PhotoInfo) -> int:
+        """A new fingerprint (``info.phash``, ``info.sharpness``) for every readable photo with these bytes.
+
+        The keeper's facts that only the bytes decide (camera, software, EXIF DateTime, JPEG traces and tables)
+        are refreshed with it: rows from before those were catalogued (NULL) or measured as now gain them. Path,
+        times and everything else stay.
+        """
+        if not info.phash:
+            raise ValueError("no fingerprint to store")
+        cur = self.db.execute(
+            "UPDATE photos SET phash = ?, sharpness = ?, fingerprint_version = ?, camera = ?, software = ?, "
+            "modified = ?, jpeg_trace = ?, jpeg_tables = ? WHERE content_hash = ? AND state = 'ok'",
+            (info.phash, info.sharpness, info.phash[0], info.camera, info.software, info.modified, info.jpeg_trace,
+             info.jpeg_tables, content_hash),
+        )
+        return cur.rowcount
 
     def put_embeddings(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         self.db.executemany(
@@ -712,7 +755,7 @@ class Catalog:
 
 _PHOTO_COLUMNS = (
     "id, root_id, path, size, mtime_ns, content_hash, state, error, format, width, height, taken, "
-    "taken_from_exif, has_gps, phash, sharpness, camera, software, modified, jpeg_trace"
+    "taken_from_exif, has_gps, phash, sharpness, camera, software, modified, jpeg_trace, jpeg_tables"
 )
 
 
@@ -739,6 +782,7 @@ def _photo_from_row(row: sqlite3.Row) -> Photo:
             software=row["software"],
             modified=row["modified"],
             jpeg_trace=row["jpeg_trace"],
+            jpeg_tables=row["jpeg_tables"],
         ),
     )
 

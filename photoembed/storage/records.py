@@ -43,6 +43,9 @@ class PhotoInfo:
     software: str | None = None  # EXIF Software: camera firmware or the program that last saved it
     modified: float | None = None  # EXIF DateTime: when a camera or program last wrote the file
     jpeg_trace: float | None = None  # lossless formats: JPEG traces in the pixels (imaging.jpegtrace)
+    #: JPEGs: libjpeg's quality (1-100) when its standard tables were used, 0 for the encoder's own tables
+    #: (a camera's, say), None when not a JPEG or not read (imaging.jpegtrace.jpeg_tables).
+    jpeg_tables: int | None = None
 
 
 @dataclass(frozen=True)

@@ -138,6 +138,26 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO vector_changes(photo_id, nonce) SELECT id, random() FROM photos;
     """,
+    # 6 (fingerprint versions): the format version of each photo's fingerprint (photoembed.imaging.fingerprint
+    # FORMAT_VERSION, also byte 0 of the blob), indexed, so that a sync finds the photos fingerprinted by an
+    # older version without reading a blob and fingerprints them again (no CLIP, no re-read of unchanged
+    # metadata). Filled from the blobs: at this step format 1 blobs are exactly 1,122 bytes and format 2 ones
+    # longer, so length() (which reads no blob) tells them apart; any other blob is read for its first byte.
+    """
+    ALTER TABLE photos ADD COLUMN fingerprint_version INTEGER;
+    UPDATE photos SET fingerprint_version = CASE
+        WHEN phash IS NULL THEN NULL
+        WHEN length(phash) > 1122 THEN 2
+        ELSE unicode(CAST(substr(phash, 1, 1) AS TEXT))
+    END;
+    CREATE INDEX photos_by_fingerprint_version ON photos(fingerprint_version);
+    """,
+    # 7 (keeper): a JPEG's quantisation tables, as libjpeg's quality when they are its standard tables (a
+    # re-save by most programs) or 0 for the encoder's own (a camera's). Photos indexed before read NULL
+    # (unknown: no claim) until they are indexed again.
+    """
+    ALTER TABLE photos ADD COLUMN jpeg_tables INTEGER;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

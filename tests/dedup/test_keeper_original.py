@@ -40,6 +40,7 @@ def photo(
     software: str | None = None,
     modified: float | None = None,
     trace: float | None = None,
+    tables: int | None = None,
     sharp: float = 10.0,
     pid: int = 1,
 ) -> Photo:
@@ -53,12 +54,15 @@ def photo(
         software=software,
         modified=modified,
         jpeg_trace=trace,
+        jpeg_tables=tables,
         sharpness=sharp,
     )
     return Photo(pid, 1, Path("/lib") / name, size, mtime_ns, digest or name, "ok", None, info)
 
 
 CAMERA = {"camera": "Canon EOS 5D", "exif_date": True}
+OWN = 0  # a JPEG coded with the encoder's own quantisation tables (photoembed.imaging.jpegtrace.OWN_TABLES)
+MONTH_NS = 30 * DAY_NS
 
 # (case, original, copy, words the removal's reason must contain, words it must not contain)
 CASES: list[tuple[str, Photo, Photo, str, str | None]] = [
@@ -152,6 +156,70 @@ CASES: list[tuple[str, Photo, Photo, str, str | None]] = [
         photo("phone-backup/Aqua.jpg", digest="same", mtime_ns=T0 * 10**9 + 25 * 10**9),
         "shorter path",
         "older",
+    ),
+    (
+        "re-saved with the camera EXIF copied, its file older: the tables tell",
+        photo("IMG_12.jpg", tables=OWN, **CAMERA),
+        photo("a.jpg", tables=95, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG (its own quantisation tables) over a re-save (libjpeg's, quality 95)",
+        "older",
+    ),
+    (
+        "brightened or cropped with the EXIF copied, its file older: the tables tell",
+        photo("IMG_13.jpg", tables=OWN, **CAMERA),
+        photo("b.jpg", w=3600, h=2700, tables=92, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG (its own quantisation tables)",
+        "older",
+    ),
+    (
+        "PNG conversion with the EXIF copied, its file older: its JPEG traces tell",
+        photo("IMG_14.jpg", tables=OWN, **CAMERA),
+        photo("c.png", fmt="png", size=9_000_000, trace=3.1, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG over PNG of a decoded JPEG",
+        "older",
+    ),
+    (
+        "TIFF conversion with the EXIF copied, its file older",
+        photo("IMG_15.jpg", tables=OWN, **CAMERA),
+        photo("d.tif", fmt="tiff", size=36_000_000, trace=3.0, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG over TIFF of a decoded JPEG",
+        "older",
+    ),
+    (
+        "resized PNG with the EXIF copied (no traces left), its file older: no camera writes a PNG",
+        photo("IMG_16.jpg", tables=OWN, **CAMERA),
+        photo("e.png", fmt="png", w=2000, h=1500, trace=0.05, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG over lossless PNG",
+        "older",
+    ),
+    (
+        "WebP with the EXIF copied, its file older",
+        photo("IMG_17.jpg", tables=OWN, **CAMERA),
+        photo("f.webp", fmt="webp", size=300_000, mtime_ns=T0 * 10**9 - MONTH_NS, **CAMERA),
+        "camera JPEG over WEBP",
+        "older",
+    ),
+    (
+        "edited with the EXIF copied, saved by an editor, its file older",
+        photo("IMG_18.jpg", modified=T0, **CAMERA),
+        photo("g.jpg", software="Adobe Photoshop 25.0", modified=T0 + 5000, mtime_ns=T0 * 10**9 - MONTH_NS,
+              **CAMERA),
+        "unedited over edited (saved by Adobe Photoshop 25.0)",
+        "older",
+    ),
+    (
+        "a smaller lossless copy without traces is not 'more original' than the JPEG it was resized from",
+        photo("IMG_19.jpg", size=2_000_000),
+        photo("h.png", fmt="png", w=2000, h=1500, size=4_000_000, trace=0.05),
+        "higher resolution",
+        "lossless",
+    ),
+    (
+        "EXIF stripped losslessly (the same coded pixels), its file older",
+        photo("IMG_20.jpg", tables=OWN, **CAMERA),
+        photo("i.jpg", tables=OWN, mtime_ns=T0 * 10**9 - MONTH_NS),
+        "camera data (Canon EOS 5D, EXIF date) over none",
+        None,
     ),
     (
         "identical files days apart: which copy came first says nothing",

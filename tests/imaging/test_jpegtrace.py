@@ -8,22 +8,63 @@ import pytest
 from PIL import Image
 
 from photoembed.imaging.decode import decode_photo
-from photoembed.imaging.jpegtrace import CLEAN_MAX, TRACE_MIN, jpeg_trace
+from photoembed.imaging.jpegtrace import CLEAN_MAX, OWN_TABLES, TRACE_MIN, jpeg_tables, jpeg_trace
 from photoembed.imaging.metadata import camera_name, read_exif
 from tests.dedup.conftest import scene
 
 
-def _decoded_jpeg(image: Image.Image, quality: int) -> Image.Image:
+def _decoded_jpeg(image: Image.Image, quality: int | None, **options: object) -> Image.Image:
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=quality)
+    image.save(buffer, "JPEG", **({"quality": quality} if quality else {}), **options)
     buffer.seek(0)
     with Image.open(buffer) as jpeg:
         return jpeg.convert("RGB")
 
 
-@pytest.mark.parametrize("quality", [60, 75, 85])
+def _fine_tables() -> list[list[int]]:
+    from photoembed.bench.keeper_eval import _camera_tables
+
+    return _camera_tables()
+
+
+@pytest.mark.parametrize("quality", [60, 75, 85, 95, 97])
 def test_a_decoded_jpeg_shows_its_traces(quality: int) -> None:
     assert jpeg_trace(_decoded_jpeg(scene(1, (800, 600)), quality)) >= TRACE_MIN
+
+
+def test_a_decoded_camera_jpeg_with_fine_tables_shows_its_traces() -> None:
+    """A camera's "fine" tables (steps of 1-3 at low frequencies): counting every coefficient near 0 hid them."""
+    assert jpeg_trace(_decoded_jpeg(scene(1, (800, 600)), None, qtables=_fine_tables())) >= TRACE_MIN
+
+
+def _tables_of(image: Image.Image, **options: object) -> int | None:
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", **options)
+    buffer.seek(0)
+    with Image.open(buffer) as jpeg:
+        return jpeg_tables(jpeg.quantization)
+
+
+@pytest.mark.parametrize("quality", [30, 50, 75, 85, 90, 95, 100])
+def test_libjpeg_standard_tables_give_their_quality(quality: int) -> None:
+    assert _tables_of(scene(1, (64, 48)), quality=quality) == quality
+    assert _tables_of(scene(1, (64, 48)).convert("L"), quality=quality) == quality
+
+
+def test_an_encoders_own_tables_are_told_apart() -> None:
+    assert _tables_of(scene(1, (64, 48)), qtables=_fine_tables()) == OWN_TABLES
+    assert _tables_of(scene(1, (64, 48)), qtables="web_high") == OWN_TABLES
+    assert jpeg_tables(None) is None
+    assert jpeg_tables({}) is None
+
+
+def test_decode_records_the_tables_of_jpegs_only() -> None:
+    jpeg = io.BytesIO()
+    scene(2, (320, 240)).save(jpeg, "JPEG", quality=88)
+    assert decode_photo(jpeg.getvalue(), name="a.jpg", min_side=224, mtime=0.0).info.jpeg_tables == 88
+    png = io.BytesIO()
+    scene(2, (320, 240)).save(png, "PNG")
+    assert decode_photo(png.getvalue(), name="a.png", min_side=224, mtime=0.0).info.jpeg_tables is None
 
 
 def test_pixels_that_never_were_a_jpeg_show_none() -> None:
