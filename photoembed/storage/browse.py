@@ -86,8 +86,23 @@ def photos_by_date(catalog: Catalog, *, root: Path | None = None) -> BrowseListi
     ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=count)
     dates = np.fromiter((r[2] for r in rows), dtype=np.float64, count=count)
     paths = [r[1] for r in rows]
-    stamps = [f"{r[3] or r[1]}:{r[4]}:{r[5]}" for r in rows]  # the path stands in for a missing hash
+    stamps = [photo_stamp(r[3], r[1], r[4], r[5]) for r in rows]
     return BrowseListing(ids, dates, paths, stamps, month_buckets(dates), generation)
+
+
+def photo_stamp(content_hash: str | None, path: str, size: int, mtime_ns: int) -> str:
+    """The stamp of a photo (see :attr:`BrowseListing.stamps`); the path stands in for a missing hash."""
+    return f"{content_hash or path}:{size}:{mtime_ns}"
+
+
+def photo_stamps(catalog: Catalog) -> set[str]:
+    """The stamps of every readable photo, the same ones :func:`photos_by_date` lists. Read-only.
+
+    What a cache keyed by stamp still needs: an entry under any other stamp belongs to no photo any more (it
+    changed, was deleted or forgotten). Identical files with the same size and time share one stamp.
+    """
+    rows = catalog.db.execute("SELECT content_hash, path, size, mtime_ns FROM photos WHERE state = 'ok'")
+    return {photo_stamp(digest, path, size, mtime_ns) for digest, path, size, mtime_ns in rows}
 
 
 def month_buckets(dates: np.ndarray) -> list[MonthBucket]:
