@@ -17,7 +17,9 @@ Threads (all owned by the scheduler):
     * the **library worker** (one, long-lived): opening, the live job, folder changes, trash and undo,
       model download and install, settings: everything that writes;
     * the **read pool**: snapshots and search queries; the **analysis pool**: duplicate clustering;
-    * the **thumbnail pool**: thumbnails.
+    * the **thumbnail pool**: thumbnails. The read pool also prunes the thumbnails' disk cache of what no
+      photo uses (:class:`~photoembed.gui.thumbnails.ThumbnailPruner`, soon after opening, then every few
+      hours, a bounded step at a time at the lowest priority).
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from photoembed.gui.model_part import ModelPart
 from photoembed.gui.models import RootRow
 from photoembed.gui.status_model import StatusModel
 from photoembed.gui.tasks import TaskScheduler
-from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, load_qimage
+from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, ThumbnailPruner, load_qimage
 from photoembed.gui.workers import BackgroundPool, TaskContext, TaskError
 
 if TYPE_CHECKING:
@@ -146,8 +148,10 @@ class LibraryController(QObject):
         self.tasks = TaskScheduler(self, force_sync=force_sync)
         self.tasks.idle.connect(self._resume_live_when_idle)
         self.status = StatusModel(self)
-        self.thumbnails = ThumbnailProvider(self.tasks.thumb_pool, loader=thumbnail_loader,
-                                            disk=DiskThumbnailCache(paths.thumbnails), parent=self)
+        disk = DiskThumbnailCache(paths.thumbnails)
+        self.thumbnails = ThumbnailProvider(self.tasks.thumb_pool, loader=thumbnail_loader, disk=disk, parent=self)
+        self.pruner = ThumbnailPruner(disk, self.tasks.read_pool, sizes=lambda: self.thumbnails.disk_sizes,
+                                      parent=self)
         self.index = IndexState()
         self.watch_enabled = watch and not force_sync  # a watch loop never ends: tests sync once instead
         self.retry_base_s = retry_base_s
@@ -183,7 +187,10 @@ class LibraryController(QObject):
             return Library(self.paths)
 
         def opened(library: Library) -> None:
+            from photoembed.storage.browse import photo_stamps
+
             self.library = library
+            self.pruner.start(lambda: photo_stamps(library.catalog))
             self.status.opened()
             self.opened.emit()
             self.refresh()
@@ -204,6 +211,7 @@ class LibraryController(QObject):
         self._snapshot_timer.stop()
         self._retry_timer.stop()
         self._live_wanted = False
+        self.pruner.stop()
         self.thumbnails.forget_pending()
         self.dupes.cancel_clustering()
         self.tasks.shutdown()

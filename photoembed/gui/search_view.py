@@ -36,6 +36,7 @@ from photoembed.gui.grid import PhotoGrid
 from photoembed.gui.model_panel import ModelPanel
 from photoembed.gui.models import PhotoGridModel
 from photoembed.gui.status_model import LibraryStatus
+from photoembed.gui.thumbnails import GRID_THUMB_SIZE
 from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
 from photoembed.imaging.formats import is_photo_name
@@ -47,7 +48,7 @@ logger = logging.getLogger(__name__)
 
 DEBOUNCE_MS = 250
 BROWSE_DEBOUNCE_MS = 400  # the least time between two re-listings of the library while it changes
-THUMB_SIZE = 176
+THUMB_SIZE = GRID_THUMB_SIZE  # the size the disk cache keeps
 PAGE = 200
 
 FORMAT_CHOICES = (
