@@ -4,11 +4,13 @@
 set -euo pipefail
 app=$(realpath "$1")
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+dev_python=${DEV_PYTHON:-$root/.venv/bin/python}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$root"
-# The tiny model and photos come from the development environment (the bundle has no test code).
-.venv/bin/python - "$work" <<'PY'
+# The tiny model and photos come from the development environment (the bundle has no test code): DEV_PYTHON
+# (default: the checkout's .venv/bin/python), run from the checkout's root.
+"$dev_python" - "$work" <<'PY'
 import sys
 from pathlib import Path
 from tests.conftest import make_photo
@@ -26,6 +28,11 @@ echo "bundle --help: $(echo "$(date +%s.%N) - $t0" | bc) s"
 "$app" model install model/photoembed-tiny-seed0.pt --model photoembed-tiny/seed0 --config model/photoembed-tiny.json
 "$app" add photos
 "$app" index
+# The ONNX export must have worked (else the app quietly runs the CPU on torch, half as fast).
+"$app" status --json | "$dev_python" -c '
+import json, sys
+runtime = json.load(sys.stdin)["runtime"]
+sys.exit(0 if runtime["export"] == "ready" else f"the ONNX export is not ready in the bundle: {runtime}")'
 "$app" search "a photo" --json -k 2 | grep -q '"path"'
 set +e
 t0=$(date +%s.%N)
