@@ -259,6 +259,9 @@ MIN_SEED_INLIERS = 6
 #: and the largest descriptor distance (of 256 bits) a guided match may have.
 GUIDE_PX = (10.0, 5.0)
 GUIDE_HAMMING = 64
+#: ... among each keypoint's this many nearest descriptors (a low-texture photo's true match is often the
+#: second or third nearest: why it failed the ratio test).
+GUIDE_K = 6
 
 
 def verify_features(
@@ -292,10 +295,11 @@ def explain_features(
     # The two nearest descriptors of each of a's other keypoints (arrays, no per-match Python objects), then
     # Lowe's ratio over all of them.
     d_rest, n_rest = cv2.batchDistance(
-        a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
-    dist = np.empty((count, 2), dtype=d_rest.dtype)
-    nearest = np.empty((count, 2), dtype=n_rest.dtype)
+    d_preview, n_preview = _nearest_k(a.descriptors[preview], b.descriptors, d_preview, n_preview)
+    dist = np.empty((count, GUIDE_K), dtype=d_rest.dtype)
+    nearest = np.empty((count, GUIDE_K), dtype=n_rest.dtype)
     dist[preview], dist[~preview] = d_preview, d_rest
     nearest[preview], nearest[~preview] = n_preview, n_rest
     good = np.flatnonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])
@@ -323,7 +327,7 @@ def explain_features(
     # its counterpart where the transform puts it (a low-texture photo's few distinctive matches give the
     # model; its many ordinary corners, which fail the ratio test, then confirm it).
     for radius in GUIDE_PX:
-        guided = _guided_matches(a, b, transform, radius)
+        guided = _guided_matches(a, b, transform, radius, nearest, dist)
         if guided is None:
             return None, "guided matching found no model"
         pa, pb, transform, inl = guided
@@ -398,34 +402,41 @@ def explain_features(
     return float(min(1.0, count / 100.0)), f"{count} inliers"
 
 
-_POPCOUNT8 = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+def _nearest_k(
+    queries: np.ndarray, train: np.ndarray, dist: np.ndarray, nearest: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The preview's 2 nearest descriptors widened to :data:`GUIDE_K` (the preview passed: worth it)."""
+    if dist.shape[1] >= GUIDE_K:
+        return dist, nearest
+    found: tuple[np.ndarray, np.ndarray] = opencv().batchDistance(
+        queries, train, opencv().CV_32S, normType=opencv().NORM_HAMMING, K=GUIDE_K
+    )
+    return found
 
 
 def _guided_matches(
-    a: LocalFeatures, b: LocalFeatures, transform: np.ndarray, radius: float
+    a: LocalFeatures, b: LocalFeatures, transform: np.ndarray, radius: float, nearest: np.ndarray, dist: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
     """Matches where ``transform`` (a -> b) predicts them, and the model refitted on them.
 
-    Each keypoint of a takes the nearest descriptor (at most :data:`GUIDE_HAMMING` bits away) among b's
-    keypoints within ``radius`` px of its predicted position, one to one. Returns the matched points of a
-    and b, the refitted transform and its inlier mask, or None when no model fits.
+    Each keypoint of a takes, among its :data:`GUIDE_K` nearest descriptors in b (``nearest``, ``dist``:
+    [len(a), GUIDE_K]), the closest one (at most :data:`GUIDE_HAMMING` bits away) within ``radius`` px of
+    its predicted position, one to one. Returns the matched points of a and b, the refitted transform and
+    its inlier mask, or None when no model fits.
     """
     cv2 = opencv()
     projected = a.points @ transform[:, :2].T.astype(np.float32) + transform[:, 2].astype(np.float32)
-    bp = b.points
-    d2 = (projected * projected).sum(axis=1)[:, None] + (bp * bp).sum(axis=1)[None, :] - 2.0 * (projected @ bp.T)
-    ia, ib = np.nonzero(d2 <= radius * radius)
-    if len(ia) < MIN_INLIERS:
-        return None
-    ham = _POPCOUNT8[a.descriptors[ia] ^ b.descriptors[ib]].sum(axis=1, dtype=np.int32)
-    ok = ham <= GUIDE_HAMMING
-    ia, ib, ham = ia[ok], ib[ok], ham[ok]
-    # The closest descriptor per keypoint of a, then per keypoint of b.
-    order = np.lexsort((ham, ia))
-    ia, ib, ham = ia[order], ib[order], ham[order]
-    first = np.ones(len(ia), dtype=bool)
-    first[1:] = ia[1:] != ia[:-1]
-    ia, ib, ham = ia[first], ib[first], ham[first]
+    near_ok = nearest >= 0
+    where = b.points[np.where(near_ok, nearest, 0)]  # [len(a), K, 2]
+    d2 = ((where - projected[:, None, :]) ** 2).sum(axis=2)
+    fits = near_ok & (d2 <= radius * radius) & (dist <= GUIDE_HAMMING)
+    # The closest descriptor that fits, per keypoint of a (the columns are nearest first).
+    has = fits.any(axis=1)
+    ia = np.flatnonzero(has)
+    col = np.argmax(fits[has], axis=1)
+    ib = nearest[ia, col].astype(np.int64)
+    ham = dist[ia, col]
+    # ... then per keypoint of b.
     order = np.lexsort((ham, ib))
     ia, ib = ia[order], ib[order]
     first = np.ones(len(ib), dtype=bool)
