@@ -288,7 +288,7 @@ def explain_features(
     preview = np.zeros(count, dtype=bool)
     preview[::PREVIEW_STRIDE] = True
     d_preview, n_preview = cv2.batchDistance(
-        a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
     if int((d_preview[:, 0] < RATIO_TEST * d_preview[:, 1]).sum()) < PREVIEW_MIN:
         return None, "preview: too few distinctive matches"
@@ -297,7 +297,6 @@ def explain_features(
     d_rest, n_rest = cv2.batchDistance(
         a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
-    d_preview, n_preview = _nearest_k(a.descriptors[preview], b.descriptors, d_preview, n_preview)
     dist = np.empty((count, GUIDE_K), dtype=d_rest.dtype)
     nearest = np.empty((count, GUIDE_K), dtype=n_rest.dtype)
     dist[preview], dist[~preview] = d_preview, d_rest
@@ -400,18 +399,6 @@ def explain_features(
             if agreement < MIN_OCCLUDED_AGREEMENT or detail < MIN_OCCLUDED_DETAIL:
                 return None, f"occluded: agreement {agreement:.2f}, detail {detail:.2f} ({count} inliers)"
     return float(min(1.0, count / 100.0)), f"{count} inliers"
-
-
-def _nearest_k(
-    queries: np.ndarray, train: np.ndarray, dist: np.ndarray, nearest: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """The preview's 2 nearest descriptors widened to :data:`GUIDE_K` (the preview passed: worth it)."""
-    if dist.shape[1] >= GUIDE_K:
-        return dist, nearest
-    found: tuple[np.ndarray, np.ndarray] = opencv().batchDistance(
-        queries, train, opencv().CV_32S, normType=opencv().NORM_HAMMING, K=GUIDE_K
-    )
-    return found
 
 
 def _guided_matches(
