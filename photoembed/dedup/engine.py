@@ -2,8 +2,9 @@
 
 1. identical: same size and content hash.
 2. same photo, other file: identical groups collapse to one node; candidates come from nearest neighbours of
-   the 8x8 grey layout of each photo's content box (queried with crop windows up to 25 % and the 7 rotations
-   and mirrors, so a crop or a turned copy finds its original) and, when vectors exist, of the CLIP vectors;
+   the 8x8 grey layout of each photo's content box (queried with crop windows up to 25 % and 3-6 degree
+   turns, both cut from the 32x32 thumbnail, and the 7 rotations and mirrors, so a crop or a turned copy
+   finds its original) and, when vectors exist, of the CLIP vectors;
    a pair is confirmed by PDQ distance, a rotation/mirror of the thumbnail, or local features under one
    geometric transform (photoembed.dedup.match.verify_features), never by a hash alone for a low-contrast
    photo, and, when both have vectors, must also be CLIP-similar. Clusters are stars around the likely

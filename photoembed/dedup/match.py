@@ -5,13 +5,16 @@ frame), so no test below sees a border two different photos share. Any of these 
 
 * PDQ hamming distance <= :data:`PDQ_STRICT` bits (of 256): resizes, re-encodes, format and colour-mode
   changes, mild brightness edits. Never for a low-contrast photo, whose hash came from a contrast stretch.
-* local features (:func:`verify_features`): ORB keypoints matched one to one (Lowe's ratio), one
-  similarity transform by RANSAC with at least :data:`MIN_INLIERS` inliers explaining
-  :data:`MIN_INLIER_RATIO` of the matches, some of them away from the edges (a frame or a bar lies along
-  them), the smaller content covering most of the larger (:data:`MIN_SPAN` per side: a 25 % crop, not a
-  half), and the two thumbnails, aligned by the transform, agreeing (grey, and for weak fits the high-passed
-  details too: two shots of one desk from two places fit a transform with their keypoints, not their
-  details). Crops, small rotations, overlays, watermarks, pads and screenshots.
+* local features (:func:`verify_features`): ORB keypoints matched one to one (Lowe's ratio), a seed
+  similarity transform by RANSAC (:data:`MIN_SEED_INLIERS`), refined by guided matching (each keypoint's
+  counterpart looked for where the transform puts it: a low-texture photo's plain corners fail the ratio
+  test but confirm the model), with at least :data:`MIN_INLIERS` inliers and :data:`MIN_SHARE` of the
+  ratio-test matches that land inside the other image explained, some of them away from the edges (a frame
+  or a bar lies along them), the smaller content covering most of the larger (:data:`MIN_SPAN` per side: a
+  25 % crop, not a half), and the two thumbnails, aligned by the transform, agreeing (grey, and for weak
+  fits the high-passed details too: two shots of one desk from two places fit a transform with their
+  keypoints, not their details; a fit explaining most matches may leave out the :data:`OCCLUDED` share of
+  the pixels a caption covers). Crops, small rotations, overlays, watermarks, pads and screenshots.
 * rotation or mirror: the thumbnail of one equals a rotated/flipped thumbnail of the other
   (:data:`DIHEDRAL_MIN`), for photos rotated in pixels or re-tagged with another EXIF orientation.
 
