@@ -269,7 +269,6 @@ CRITERIA: dict[str, _Criterion] = {
     )
 }
 
-
 def compare(a: Photo, b: Photo, order: Sequence[str], context: Context | None = None) -> tuple[int, str]:
     """-1 when ``a`` should be kept over ``b``, 1 for the reverse, with the deciding phrase."""
     ctx = context or Context()

@@ -322,7 +322,8 @@ class DedupService:
         """
         return TrashPlan(
             tuple(
-                TrashItem(p.id, p.path, p.size, p.mtime_ns, p.content_hash, (), (), chosen_by_user=True) for p in photos
+                TrashItem(p.id, p.path, p.size, p.mtime_ns, p.content_hash, (), (), chosen_by_user=True)
+                for p in photos
             )
         )
 
@@ -356,13 +357,8 @@ class DedupService:
                     planned.add(photo.path)
                     items.append(
                         TrashItem(
-                            photo.photo_id,
-                            photo.path,
-                            photo.size,
-                            photo.mtime_ns,
-                            content,
-                            (stay.path,),
-                            (content,),
+                            photo.photo_id, photo.path, photo.size, photo.mtime_ns, content,
+                            (stay.path,), (content,),
                         )
                     )
         return TrashPlan(tuple(items)), left
