@@ -134,7 +134,31 @@ def star_clusters(
         if len(members) >= 2:
             assigned[members] = True
             clusters.append(members)
+    _attach_leftovers(clusters, assigned, b, starts)
     return clusters
+
+
+def _attach_leftovers(clusters: list[list[int]], assigned: np.ndarray, b: np.ndarray, starts: np.ndarray) -> None:
+    """A node left out of every star but confirmed with members of exactly one cluster joins that cluster.
+
+    The centre is the best-connected copy, not always the original: a framed print or a pad of the photo
+    can be it, and a 25 % crop, which matches the original, may not match the print. Such a node is left
+    alone by the stars; here it joins the cluster its confirmed pairs point to. Only single nodes join, and
+    only through members the stars placed (not through another node joined here), and never a node whose
+    confirmed pairs reach into two clusters: no cluster grows into another, no chain forms.
+    """
+    cluster_of = np.full(len(assigned), -1, dtype=np.int64)
+    for k, members in enumerate(clusters):
+        cluster_of[members] = k
+    joining: list[tuple[int, int]] = []
+    for node in np.flatnonzero(~assigned & (np.diff(starts) > 0)).tolist():
+        reached = {int(c) for c in cluster_of[b[starts[node] : starts[node + 1]]].tolist()}
+        reached.discard(-1)
+        if len(reached) == 1:
+            joining.append((node, reached.pop()))
+    for node, k in joining:
+        clusters[k].append(node)
+        assigned[node] = True
 
 
 def _another_photo(neighbours: np.ndarray, around: set[int], centre: int) -> bool:

@@ -5,13 +5,16 @@ frame), so no test below sees a border two different photos share. Any of these 
 
 * PDQ hamming distance <= :data:`PDQ_STRICT` bits (of 256): resizes, re-encodes, format and colour-mode
   changes, mild brightness edits. Never for a low-contrast photo, whose hash came from a contrast stretch.
-* local features (:func:`verify_features`): ORB keypoints matched one to one (Lowe's ratio), one
-  similarity transform by RANSAC with at least :data:`MIN_INLIERS` inliers explaining
-  :data:`MIN_INLIER_RATIO` of the matches, some of them away from the edges (a frame or a bar lies along
-  them), the smaller content covering most of the larger (:data:`MIN_SPAN` per side: a 25 % crop, not a
-  half), and the two thumbnails, aligned by the transform, agreeing (grey, and for weak fits the high-passed
-  details too: two shots of one desk from two places fit a transform with their keypoints, not their
-  details). Crops, small rotations, overlays, watermarks, pads and screenshots.
+* local features (:func:`verify_features`): ORB keypoints matched one to one (Lowe's ratio), a seed
+  similarity transform by RANSAC (:data:`MIN_SEED_INLIERS`), refined by guided matching (each keypoint's
+  counterpart looked for where the transform puts it: a low-texture photo's plain corners fail the ratio
+  test but confirm the model), with at least :data:`MIN_INLIERS` inliers and :data:`MIN_SHARE` of the
+  ratio-test matches that land inside the other image explained, some of them away from the edges (a frame
+  or a bar lies along them), the smaller content covering most of the larger (:data:`MIN_SPAN` per side: a
+  25 % crop, not a half), and the two thumbnails, aligned by the transform, agreeing (grey, and for weak
+  fits the high-passed details too: two shots of one desk from two places fit a transform with their
+  keypoints, not their details; a fit explaining most matches may leave out the :data:`OCCLUDED` share of
+  the pixels a caption covers). Crops, small rotations, overlays, watermarks, pads and screenshots.
 * rotation or mirror: the thumbnail of one equals a rotated/flipped thumbnail of the other
   (:data:`DIHEDRAL_MIN`), for photos rotated in pixels or re-tagged with another EXIF orientation.
 
@@ -222,6 +225,7 @@ MIN_INLIERS = 15
 #: Share of the mutual best matches the transform explains. Different shots of one scene (a desk from
 #: two places) fit a transform with 17-40 % of them (parallax, moved objects), copies with 45-95 %.
 MIN_INLIER_RATIO = 0.45
+MIN_SHARE = 0.2
 #: The overlap (the smaller content mapped into the larger) must be at least this share of the smaller one.
 MIN_OVERLAP = 0.45
 #: A crop keeps at least this share of each side of the photo it comes from (MAX_CROP: 25 % cut; pads,
@@ -234,8 +238,14 @@ MIN_INTERIOR = 10
 #: Grey correlation of the two thumbnails once aligned by the transform (see verify_features).
 MIN_AGREEMENT = 0.75
 #: Below this many inliers the aligned details must agree as well (MIN_DETAIL).
-STRONG_INLIERS = 60
+STRONG_INLIERS = 80
 MIN_DETAIL = 0.75
+#: An overlay (caption, sticker) may hide this share of the thumbnail; the rest must agree this well, grey
+#: and high-passed. Text overlays measured 1.00 / 0.91-1.00 so; different photos and two shots of one desk
+#: at most 0.93 / 0.88 (the desk: refused already for its low share of explained matches).
+OCCLUDED = 0.15
+MIN_OCCLUDED_AGREEMENT = 0.95
+MIN_OCCLUDED_DETAIL = 0.9
 RATIO_TEST = 0.8
 #: The preview: every PREVIEW_STRIDE-th keypoint of one photo must give at least PREVIEW_MIN ratio-test
 #: matches (a verifiable copy gives 10-100) before the full match is run.
@@ -246,6 +256,15 @@ PREVIEW_MIN = 5
 MAX_SCALE = 4.0
 MAX_ROTATION_DEG = 12.0
 RANSAC_PX = 4.0
+#: Inliers of the first model, from the ratio-test matches alone, before guided matching refines it.
+MIN_SEED_INLIERS = 6
+#: Guided matching: search radii (px of the feature image) round the model's prediction, one pass each,
+#: and the largest descriptor distance (of 256 bits) a guided match may have.
+GUIDE_PX = (10.0, 5.0)
+GUIDE_HAMMING = 64
+#: ... among each keypoint's this many nearest descriptors (a low-texture photo's true match is often the
+#: second or third nearest: why it failed the ratio test).
+GUIDE_K = 6
 
 
 def verify_features(
@@ -256,31 +275,38 @@ def verify_features(
     The score is the inlier count over 100, capped at 1.0. Pixel positions are in
     each photo's feature image (its content box at FEATURE_SIDE).
     """
+    return explain_features(a, b, thumb_a, thumb_b)[0]
+
+
+def explain_features(
+    a: LocalFeatures, b: LocalFeatures, thumb_a: np.ndarray | None = None, thumb_b: np.ndarray | None = None
+) -> tuple[float | None, str]:
+    """:func:`verify_features` with the step that decided, in words (for diagnostics: ``bench dedup-eval``)."""
     cv2 = opencv()
     if len(a.points) < MIN_INLIERS or len(b.points) < MIN_INLIERS:
-        return None
+        return None, "too few keypoints"
     # A third of a's keypoints first: an unrelated pair (most candidates in a real library) has almost no
     # distinctive matches among them, and is turned down at a third of the cost.
     count = len(a.descriptors)
     preview = np.zeros(count, dtype=bool)
     preview[::PREVIEW_STRIDE] = True
     d_preview, n_preview = cv2.batchDistance(
-        a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
     if int((d_preview[:, 0] < RATIO_TEST * d_preview[:, 1]).sum()) < PREVIEW_MIN:
-        return None
+        return None, "preview: too few distinctive matches"
     # The two nearest descriptors of each of a's other keypoints (arrays, no per-match Python objects), then
     # Lowe's ratio over all of them.
     d_rest, n_rest = cv2.batchDistance(
-        a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=2
+        a.descriptors[~preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
-    dist = np.empty((count, 2), dtype=d_rest.dtype)
-    nearest = np.empty((count, 2), dtype=n_rest.dtype)
+    dist = np.empty((count, GUIDE_K), dtype=d_rest.dtype)
+    nearest = np.empty((count, GUIDE_K), dtype=n_rest.dtype)
     dist[preview], dist[~preview] = d_preview, d_rest
     nearest[preview], nearest[~preview] = n_preview, n_rest
     good = np.flatnonzero(dist[:, 0] < RATIO_TEST * dist[:, 1])
     if len(good) < MIN_INLIERS:
-        return None
+        return None, "too few ratio-test matches"
     # One keypoint of b may be the best match of several of a: keep the closest one only (one to one).
     qb = nearest[good, 0]
     order = np.argsort(dist[good, 0], kind="stable")
@@ -289,21 +315,34 @@ def verify_features(
     pa = a.points[keep].astype(np.float32)
     pb = b.points[nearest[keep, 0]].astype(np.float32)
     if len(pa) < MIN_INLIERS:
-        return None
+        return None, "too few one-to-one matches"
     found: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
         pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=2000, confidence=0.995
     )
     transform, mask = found
     if transform is None or mask is None:  # no model (the stubs say an array; OpenCV returns None)
-        return None
-    inl = mask.ravel().astype(bool)
+        return None, "no transform"
+    seed = int(mask.ravel().astype(bool).sum())
+    if seed < MIN_SEED_INLIERS:
+        return None, f"too few seed inliers {seed}/{len(pa)}"
+    # The seed transform from the ratio-test matches, then guided matching: every keypoint of a looks for
+    # its counterpart where the transform puts it (a low-texture photo's few distinctive matches give the
+    # model; its many ordinary corners, which fail the ratio test, then confirm it).
+    for radius in GUIDE_PX:
+        guided = _guided_matches(a, b, transform, radius, nearest, dist)
+        if guided is None:
+            return None, "guided matching found no model"
+        pa, pb, transform, inl = guided
     count = int(inl.sum())
-    if count < MIN_INLIERS or count < MIN_INLIER_RATIO * len(pa):
-        return None
+    # Share of the ratio-test matches the transform explains, among those whose keypoint of a lands inside
+    # b (a crop's original has keypoints outside the crop: they can only match falsely).
+    ratio = _explained_share(a, b, keep, nearest[keep, 0], transform)
+    if count < MIN_INLIERS or ratio < MIN_SHARE:
+        return None, f"too few inliers {count} (share {ratio:.2f} of {len(keep)})"
     scale = float(np.hypot(transform[0, 0], transform[1, 0]))
     angle = float(np.degrees(np.arctan2(transform[1, 0], transform[0, 0])))
     if not 1.0 / MAX_SCALE <= scale <= MAX_SCALE or abs(angle) > MAX_ROTATION_DEG:
-        return None
+        return None, f"scale {scale:.2f} or angle {angle:.1f} out of range"
     # Measure in the image whose content is the smaller part of the pair (the crop, the photo in a
     # screenshot): map the other's frame into it and require a large overlap, covered by inliers.
     wa, ha = a.size
@@ -319,9 +358,9 @@ def verify_features(
     x0, y0 = np.maximum(other_corners.min(axis=0), 0.0)
     x1, y1 = np.minimum(other_corners.max(axis=0), small_size)
     if x1 <= x0 or y1 <= y0:
-        return None
+        return None, "no overlap"
     if (x1 - x0) * (y1 - y0) < MIN_OVERLAP * small_size[0] * small_size[1]:
-        return None
+        return None, "overlap too small"
     # ... and the smaller must be most of the larger: a crop keeps >= 75 % of each side, a part cut further
     # (the left half of a panorama) is another picture, even where the rest is bare (a clipped sky).
     if area_a <= area_b_in_a:
@@ -332,7 +371,7 @@ def verify_features(
     lx0, ly0 = np.maximum(inside_large.min(axis=0), 0.0)
     lx1, ly1 = np.minimum(inside_large.max(axis=0), large_size)
     if min((lx1 - lx0) / large_size[0], (ly1 - ly0) / large_size[1]) < MIN_SPAN:
-        return None
+        return None, f"span {min((lx1 - lx0) / large_size[0], (ly1 - ly0) / large_size[1]):.2f} below MIN_SPAN"
     # Inliers must reach into the middle of the content: a shared border, bar or frame lies along the edges.
     inner = (
         (small_pts[:, 0] > x0 + EDGE * (x1 - x0))
@@ -341,34 +380,105 @@ def verify_features(
         & (small_pts[:, 1] < y1 - EDGE * (y1 - y0))
     )
     if int(inner.sum()) < MIN_INTERIOR:
-        return None
+        return None, f"interior inliers {int(inner.sum())}"
     # The keypoints may all sit on a small subject, or on a caption two different photos share: the whole
     # overlap must agree too. The other photo's thumbnail, warped by the transform onto this one's, must
     # correlate (grey, contrast-normalised: the low frequencies a caption or a watermark leave alone).
     if thumb_a is not None and thumb_b is not None:
         agreement = _warped_correlation(thumb_a, a.size, thumb_b, b.size, transform)
-        if agreement < MIN_AGREEMENT:
-            return None
         # A transform with few inliers may be two shots of one scene from nearly the same place (a desk, a
         # view): their coarse layouts agree, their details do not line up. Then the high-passed thumbnails,
         # aligned, must correlate too (a copy's do, 0.8-0.95; two shots' 0.4-0.7).
-        if count < STRONG_INLIERS:
-            detail = _warped_correlation(
-                _high_pass(thumb_a.astype(np.float32)),
-                a.size,
-                _high_pass(thumb_b.astype(np.float32)),
-                b.size,
-                transform,
-            )
-            if detail < MIN_DETAIL:
-                return None
-    return float(min(1.0, count / 100.0))
+        weak = count < STRONG_INLIERS or ratio < MIN_INLIER_RATIO
+        detail = _detail_correlation(thumb_a, a, thumb_b, b, transform) if weak else 1.0
+        if agreement < MIN_AGREEMENT or detail < MIN_DETAIL:
+            # A caption or a sticker hides part of the photo: all the rest must agree, closely. Only for a
+            # fit that explains most matches (two shots of one scene explain 20-25 %), and with the
+            # OCCLUDED share of the thumbnail pixels that differ most left out.
+            if ratio < MIN_INLIER_RATIO:
+                return None, f"agreement {agreement:.2f}, detail {detail:.2f} ({count} inliers)"
+            agreement = _warped_correlation(thumb_a, a.size, thumb_b, b.size, transform, trim=OCCLUDED)
+            detail = _detail_correlation(thumb_a, a, thumb_b, b, transform, trim=OCCLUDED)
+            if agreement < MIN_OCCLUDED_AGREEMENT or detail < MIN_OCCLUDED_DETAIL:
+                return None, f"occluded: agreement {agreement:.2f}, detail {detail:.2f} ({count} inliers)"
+    return float(min(1.0, count / 100.0)), f"{count} inliers"
+
+
+def _guided_matches(
+    a: LocalFeatures, b: LocalFeatures, transform: np.ndarray, radius: float, nearest: np.ndarray, dist: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None:
+    """Matches where ``transform`` (a -> b) predicts them, and the model refitted on them.
+
+    Each keypoint of a takes, among its :data:`GUIDE_K` nearest descriptors in b (``nearest``, ``dist``:
+    [len(a), GUIDE_K]), the closest one (at most :data:`GUIDE_HAMMING` bits away) within ``radius`` px of
+    its predicted position, one to one. Returns the matched points of a and b, the refitted transform and
+    its inlier mask, or None when no model fits.
+    """
+    cv2 = opencv()
+    projected = a.points @ transform[:, :2].T.astype(np.float32) + transform[:, 2].astype(np.float32)
+    near_ok = nearest >= 0
+    where = b.points[np.where(near_ok, nearest, 0)]  # [len(a), K, 2]
+    d2 = ((where - projected[:, None, :]) ** 2).sum(axis=2)
+    fits = near_ok & (d2 <= radius * radius) & (dist <= GUIDE_HAMMING)
+    # The closest descriptor that fits, per keypoint of a (the columns are nearest first).
+    has = fits.any(axis=1)
+    ia = np.flatnonzero(has)
+    col = np.argmax(fits[has], axis=1)
+    ib = nearest[ia, col].astype(np.int64)
+    ham = dist[ia, col]
+    # ... then per keypoint of b.
+    order = np.lexsort((ham, ib))
+    ia, ib = ia[order], ib[order]
+    first = np.ones(len(ib), dtype=bool)
+    first[1:] = ib[1:] != ib[:-1]
+    ia, ib = ia[first], ib[first]
+    if len(ia) < MIN_INLIERS:
+        return None
+    pa, pb = a.points[ia], b.points[ib]
+    found: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
+        pa, pb, method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=500, confidence=0.995
+    )
+    refit, mask = found
+    if refit is None or mask is None:
+        return None
+    return pa, pb, refit, mask.ravel().astype(bool)
+
+
+def _explained_share(
+    a: LocalFeatures, b: LocalFeatures, rows_a: np.ndarray, rows_b: np.ndarray, transform: np.ndarray
+) -> float:
+    """Share of the matches ``rows_a[k] -> rows_b[k]`` within RANSAC_PX of ``transform``'s prediction, among
+    those whose keypoint of a the transform puts inside b's feature image."""
+    projected = a.points[rows_a] @ transform[:, :2].T.astype(np.float32) + transform[:, 2].astype(np.float32)
+    wb, hb = b.size
+    inside = (projected[:, 0] >= 0) & (projected[:, 0] <= wb) & (projected[:, 1] >= 0) & (projected[:, 1] <= hb)
+    if not inside.any():
+        return 0.0
+    err = np.hypot(*(projected - b.points[rows_b]).T)
+    return float((err[inside] <= RANSAC_PX).sum() / inside.sum())
+
+
+def _detail_correlation(
+    thumb_a: np.ndarray, a: LocalFeatures, thumb_b: np.ndarray, b: LocalFeatures, transform: np.ndarray, trim: float = 0
+) -> float:
+    """:func:`_warped_correlation` of the high-passed thumbnails (the details, not the layout)."""
+    high_a, high_b = _high_pass(thumb_a.astype(np.float32)), _high_pass(thumb_b.astype(np.float32))
+    return _warped_correlation(high_a, a.size, high_b, b.size, transform, trim=trim)
 
 
 def _warped_correlation(
-    thumb_a: np.ndarray, size_a: tuple[int, int], thumb_b: np.ndarray, size_b: tuple[int, int], transform: np.ndarray
+    thumb_a: np.ndarray,
+    size_a: tuple[int, int],
+    thumb_b: np.ndarray,
+    size_b: tuple[int, int],
+    transform: np.ndarray,
+    trim: float = 0.0,
 ) -> float:
-    """Correlation of thumbnail ``a`` with ``b`` sampled where the a->b transform puts a's pixels (overlap)."""
+    """Correlation of thumbnail ``a`` with ``b`` sampled where the a->b transform puts a's pixels (overlap).
+
+    ``trim``: the share of those pixels left out, the ones whose standardised values differ most (what an
+    overlay covers).
+    """
     ha, wa = thumb_a.shape
     hb, wb = thumb_b.shape
     v, u = np.mgrid[0:ha, 0:wa].astype(np.float64)
@@ -395,6 +505,12 @@ def _warped_correlation(
     own = thumb_a.astype(np.float64)[inside]
     own = own - own.mean()
     sampled = sampled - sampled.mean()
+    if trim > 0:
+        za = own / max(1e-6, float(own.std()))
+        zb = sampled / max(1e-6, float(sampled.std()))
+        resid = np.abs(za - zb)
+        keep = resid <= np.quantile(resid, 1.0 - trim)
+        own, sampled = own[keep] - own[keep].mean(), sampled[keep] - sampled[keep].mean()
     denom = float(np.sqrt((own * own).sum() * (sampled * sampled).sum()))
     return float((own * sampled).sum() / denom) if denom > 1e-6 else -1.0
 

@@ -62,8 +62,23 @@ class DedupStore:
         return PhotoColumns(ids, sizes, [r[2] for r in rows], quality, pdq, layout, taken)
 
     def thumbnails(self, photo_ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """The fingerprint thumbnails of some photos (those that have one)."""
-        return {pid: parsed.thumb for pid, parsed in self.details(photo_ids).items() if parsed.thumb is not None}
+        """The fingerprint thumbnails of some photos (those that have one).
+
+        Only the blob's head and thumbnail are read (not the keypoints): the duplicate finder loads the
+        thumbnails of every photo it queries crop windows with.
+        """
+        out: dict[int, np.ndarray] = {}
+        ids = [int(i) for i in photo_ids]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            for pid, blob in self.catalog.db.execute(
+                f"SELECT id, substr(phash, 1, ?) FROM photos WHERE id IN ({','.join('?' * len(chunk))})",
+                (fp.FINGERPRINT_BYTES, *chunk),
+            ):
+                parsed = fp.parse(blob) if blob else None
+                if parsed is not None and parsed.thumb is not None:
+                    out[int(pid)] = parsed.thumb
+        return out
 
     def details(self, photo_ids: Sequence[int]) -> dict[int, fp.ParsedFingerprint]:
         """Whole parsed fingerprints (thumbnail, local features) of some photos, for the pairs to verify."""

@@ -33,8 +33,8 @@ def test_two_photos_sharing_a_variant_are_not_chained() -> None:
     assert {3, 4, 5} in members
 
 
-def test_a_neighbours_neighbour_joins_only_when_it_matches_the_centre() -> None:
-    # 0 - 1 - 2: 2 is not an edge of 0; it joins when link(0, 2) says so, and only then.
+def test_a_neighbours_neighbour_is_checked_with_the_centre_first() -> None:
+    # 0 - 1 - 2: 2 is not an edge of 0; it joins as the centre's match when link(0, 2) says so.
     i, j, s = _edges([(0, 1), (0, 3), (1, 2)])
     asked: list[tuple[int, int]] = []
 
@@ -44,7 +44,27 @@ def test_a_neighbours_neighbour_joins_only_when_it_matches_the_centre() -> None:
 
     assert star_clusters(4, i, j, s, link=link, rank=np.zeros(4)) == [[0, 1, 3, 2]]
     assert asked == [(0, 2)]
-    assert star_clusters(4, i, j, s, link=lambda a, b: False, rank=np.zeros(4)) == [[0, 1, 3]]
+
+
+def test_a_copy_left_out_by_the_centre_joins_the_one_cluster_it_matches() -> None:
+    # 0 is the centre (best connected: a framed print, say); 4, a 25 % crop, matches the original 1 only.
+    i, j, s = _edges([(0, 1), (0, 2), (0, 3), (1, 2), (1, 4)])
+    assert star_clusters(5, i, j, s, link=lambda a, b: False, rank=np.zeros(5)) == [[0, 1, 2, 3, 4]]
+
+
+def test_a_left_out_copy_matching_two_clusters_joins_neither() -> None:
+    # Two photos' families (0: 1, 2, 3; 4: 5, 6, 7); 8 matches 1 and 5, none of the centres: no chain.
+    pairs = [(0, 1), (0, 2), (0, 3), (4, 5), (4, 6), (4, 7), (1, 8), (5, 8)]
+    i, j, s = _edges(pairs)
+    clusters = star_clusters(9, i, j, s, link=lambda a, b: False, rank=np.zeros(9))
+    assert sorted(sorted(c) for c in clusters) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+
+
+def test_a_left_out_copy_joins_through_the_stars_members_only() -> None:
+    # 6 matches only 5, a copy left out that joins through 1: 6 stays out of 0's cluster (no chain of joins).
+    i, j, s = _edges([(0, 1), (0, 2), (0, 3), (1, 4), (1, 5), (5, 6)])
+    clusters = star_clusters(7, i, j, s, link=lambda a, b: False, rank=np.zeros(7))
+    assert all(not ({0, 6} <= set(c)) for c in clusters), clusters
 
 
 def test_ties_go_to_the_larger_file() -> None:
