@@ -82,6 +82,7 @@ def star_clusters(
     link: Callable[[int, int], bool],
     rank: np.ndarray,
     max_size: int = 500,
+    apart: Callable[[int, int], bool] | None = None,
 ) -> list[list[int]]:
     """Clusters per photo: a centre (the likely original) and every node confirmed with the centre itself.
 
@@ -95,10 +96,17 @@ def star_clusters(
     A node whose own neighbours are mostly outside the centre's (another photo's original, reached through
     one wrongly matched variant) does not join: it becomes a centre itself.
 
+    ``apart(x, y)`` names nodes that never share a cluster, whatever links them (two exposures of a burst,
+    both matched by one copy that lost its EXIF): a node apart from a member already placed stays out.
+
     Returns lists of node indices, centre first; each node in at most one cluster.
     """
     if len(i) == 0:
         return []
+
+    def fits(node: int, members: list[int]) -> bool:
+        return apart is None or not any(apart(node, m) for m in members)
+
     a = np.concatenate([i, j])
     b = np.concatenate([j, i])
     s = np.concatenate([score, score])
@@ -117,7 +125,11 @@ def star_clusters(
         around = set(b[starts[centre] : starts[centre + 1]].tolist()) | {centre}
         direct = [x for x in b[starts[centre] : starts[centre + 1]].tolist() if not assigned[x]]
         direct = [x for x in direct if not _another_photo(b[starts[x] : starts[x + 1]], around, centre)]
-        members = [centre, *direct[: max_size - 1]]
+        members = [centre]
+        for x in direct:
+            if len(members) < max_size and fits(x, members):
+                members.append(x)
+        direct = members[1:]
         seen = set(members)
         for x in direct:
             for y in b[starts[x] : starts[x + 1]].tolist():
@@ -127,18 +139,24 @@ def star_clusters(
                     continue
                 seen.add(y)
                 key = (centre, y) if centre < y else (y, centre)
-                if not _another_photo(b[starts[y] : starts[y + 1]], around, centre) and (
+                if not _another_photo(b[starts[y] : starts[y + 1]], around, centre) and fits(y, members) and (
                     key in edge_set or link(centre, y)
                 ):
                     members.append(y)
         if len(members) >= 2:
             assigned[members] = True
             clusters.append(members)
-    _attach_leftovers(clusters, assigned, b, starts)
+    _attach_leftovers(clusters, assigned, b, starts, fits)
     return clusters
 
 
-def _attach_leftovers(clusters: list[list[int]], assigned: np.ndarray, b: np.ndarray, starts: np.ndarray) -> None:
+def _attach_leftovers(
+    clusters: list[list[int]],
+    assigned: np.ndarray,
+    b: np.ndarray,
+    starts: np.ndarray,
+    fits: Callable[[int, list[int]], bool],
+) -> None:
     """A node left out of every star but confirmed with members of exactly one cluster joins that cluster.
 
     The centre is the best-connected copy, not always the original: a framed print or a pad of the photo
@@ -157,8 +175,9 @@ def _attach_leftovers(clusters: list[list[int]], assigned: np.ndarray, b: np.nda
         if len(reached) == 1:
             joining.append((node, reached.pop()))
     for node, k in joining:
-        clusters[k].append(node)
-        assigned[node] = True
+        if fits(node, clusters[k]):
+            clusters[k].append(node)
+            assigned[node] = True
 
 
 def _another_photo(neighbours: np.ndarray, around: set[int], centre: int) -> bool:

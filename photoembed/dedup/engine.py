@@ -75,6 +75,9 @@ class FingerprintTable:
         pdq: uint8 [n, 32] PDQ hashes.
         layout: uint8 [n, 64] 8x8 grey layouts.
         taken: capture time per row (NaN: unknown).
+        exposure: the capture time each photo's own EXIF records, to the sub-second when it has one (NaN:
+            none). Two photos whose EXIF records different exposures are never the same photo (see
+            :func:`different_exposures`), however alike their pixels: a burst or a tripod series.
         thumbs: loads the 32x32 thumbnails of some rows (called only for pairs that need alignment).
         vectors: unit CLIP vectors [n, d] (rows without one are all-zero), or None.
         has_vector: which rows have a vector.
@@ -92,9 +95,31 @@ class FingerprintTable:
     vectors: np.ndarray | None = None
     has_vector: np.ndarray | None = None
     details: Callable[[Sequence[int]], dict[int, ParsedFingerprint]] | None = None
+    exposure: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.sizes)
+
+
+#: Capture times this close are one exposure (EXIF keeps milliseconds at best; a re-save copies the tags).
+SAME_EXPOSURE_S = 0.0005
+#: Two records of one exposure can differ by a whole time-zone offset (a copy that lost OffsetTimeOriginal is
+#: read as local time): offsets are multiples of 15 minutes.
+ZONE_STEP_S = 900.0
+
+
+def different_exposures(a: float, b: float) -> bool:
+    """Whether two EXIF capture times are two shutter releases (a burst, a series), not one photo's copies.
+
+    Unknown times (NaN) never say so; neither do times a whole number of 15-minute steps apart (a copy whose
+    time-zone tag was lost or changed). A copy whose capture time was edited by hand is then not "the same
+    photo": it can still be found as a similar shot, reviewed by a person, never bulk-trashed.
+    """
+    if not (np.isfinite(a) and np.isfinite(b)):
+        return False
+    gap = abs(a - b)
+    off_step = gap % ZONE_STEP_S
+    return gap > SAME_EXPOSURE_S and min(off_step, ZONE_STEP_S - off_step) > SAME_EXPOSURE_S
 
 
 @dataclass(frozen=True)
@@ -271,6 +296,8 @@ class DuplicateEngine:
             if self._nodes_marked(nodes.rows(a), nodes.rows(b)):
                 continue
             ra, rb = int(reps[a]), int(reps[b])
+            if self._two_exposures(ra, rb):
+                continue  # a burst's frames: never the same photo, whatever a twin's confirmation says
             inherited = self._inherited(a, b, twins, node_verdicts, float(cos[k]))
             if inherited is not None:
                 verdict = inherited[0]
@@ -300,6 +327,7 @@ class DuplicateEngine:
             np.array(scores, dtype=np.float32),
             link=link,
             rank=t.sizes[reps].astype(np.float64),
+            apart=lambda x, y: self._two_exposures(int(reps[x]), int(reps[y])),
         )
 
     def _similar_clusters(self, nodes: _Nodes) -> Generator[DedupProgress, None, list[list[int]]]:
@@ -382,6 +410,9 @@ class DuplicateEngine:
             return self._verdicts[key]
         t = self.t
         verdict: float | None = None
+        if self._two_exposures(a, b):
+            self._verdicts[key] = None
+            return None
         if t.quality[a] >= match.MIN_QUALITY and t.quality[b] >= match.MIN_QUALITY:
             verdict = self._verify_pixels(a, b, pdq_distance)
         both_embedded = t.has_vector is not None and bool(t.has_vector[a] and t.has_vector[b])
@@ -409,6 +440,10 @@ class DuplicateEngine:
                 if found is not None:  # only a confirmation is passed on: a twin's miss is checked again
                     return (None,) if cos < SAME_MIN_COS else (found,)  # the CLIP veto applies here too
         return None
+
+    def _two_exposures(self, a: int, b: int) -> bool:
+        exposure = self.t.exposure
+        return exposure is not None and different_exposures(float(exposure[a]), float(exposure[b]))
 
     def _low_contrast(self, a: int, b: int) -> bool:
         details = self._details((a, b))

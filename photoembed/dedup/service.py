@@ -135,6 +135,7 @@ class DedupService:
             pdq=cols.pdq,
             layout=cols.layout,
             taken=cols.taken,
+            exposure=cols.exposure,
             thumbs=lambda rows: {
                 int(np.searchsorted(ids, pid)): t for pid, t in self.store.thumbnails(ids[list(rows)].tolist()).items()
             },

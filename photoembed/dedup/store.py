@@ -31,6 +31,8 @@ class PhotoColumns:
     pdq: np.ndarray
     layout: np.ndarray
     taken: np.ndarray
+    #: The capture time the photo's own EXIF records (NaN when it records none: ``taken`` is then the file's).
+    exposure: np.ndarray
 
 
 class DedupStore:
@@ -43,13 +45,15 @@ class DedupStore:
 
     def photo_columns(self) -> PhotoColumns:
         rows = self.catalog.db.execute(
-            "SELECT id, size, content_hash, taken, substr(phash, 1, ?) FROM photos WHERE state = 'ok' ORDER BY id",
+            "SELECT id, size, content_hash, taken, substr(phash, 1, ?), taken_from_exif FROM photos "
+            "WHERE state = 'ok' ORDER BY id",
             (fp.HEAD_BYTES,),
         ).fetchall()
         n = len(rows)
         ids = np.fromiter((r[0] for r in rows), dtype=np.int64, count=n)
         sizes = np.fromiter((r[1] for r in rows), dtype=np.int64, count=n)
         taken = np.fromiter((np.nan if r[3] is None else r[3] for r in rows), dtype=np.float64, count=n)
+        exposure = np.where(np.fromiter((bool(r[5]) for r in rows), dtype=bool, count=n), taken, np.nan)
         quality = np.zeros(n, dtype=np.uint8)
         pdq = np.zeros((n, fp.PDQ_BYTES), dtype=np.uint8)
         layout = np.zeros((n, fp.LAYOUT_BYTES), dtype=np.uint8)
@@ -59,7 +63,7 @@ class DedupStore:
                 quality[k] = parsed.quality
                 pdq[k] = np.frombuffer(parsed.pdq, dtype=np.uint8)
                 layout[k] = parsed.layout.ravel()
-        return PhotoColumns(ids, sizes, [r[2] for r in rows], quality, pdq, layout, taken)
+        return PhotoColumns(ids, sizes, [r[2] for r in rows], quality, pdq, layout, taken, exposure)
 
     def thumbnails(self, photo_ids: Sequence[int]) -> dict[int, np.ndarray]:
         """The fingerprint thumbnails of some photos (those that have one).
