@@ -136,6 +136,7 @@ class PhotoGrid(QAbstractItemView):
     def __init__(self, thumb_size: int, *, show_score: bool = False, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._spacing = 4
+        self._gap_x = 4  # the horizontal gap: the spacing plus a share of the width the columns leave
         self._columns = 1
         self._rows = 0
         self._hover = -1
@@ -217,6 +218,10 @@ class PhotoGrid(QAbstractItemView):
         step_x = self._tile.width() + self._spacing
         width = self.viewport().width() - self._spacing
         self._columns = max(1, width // step_x) if step_x > 0 else 1
+        # The width left over is shared out between the columns, so that the grid fills the view evenly
+        # instead of leaving a strip at the right (as Google Photos and digiKam lay their grids out).
+        free = self.viewport().width() - self._columns * self._tile.width()
+        self._gap_x = max(self._spacing, free // (self._columns + 1))
         count = self._count()
         self._rows = -(-count // self._columns)
         content = self._spacing + self._rows * (self._tile.height() + self._spacing)
@@ -235,7 +240,7 @@ class PhotoGrid(QAbstractItemView):
         """Where a row's tile lies in the content (before scrolling)."""
         line, column = divmod(row, self._columns)
         width, height = self._tile.width(), self._tile.height()
-        return QRect(self._spacing + column * (width + self._spacing), self._spacing + line * (height + self._spacing),
+        return QRect(self._gap_x + column * (width + self._gap_x), self._spacing + line * (height + self._spacing),
                      width, height)
 
     def _lines_in(self, top: int, bottom: int) -> range:
@@ -243,7 +248,7 @@ class PhotoGrid(QAbstractItemView):
         return _overlapping(top, bottom, self._spacing, self._tile.height(), self._rows)
 
     def _columns_in(self, left: int, right: int) -> range:
-        return _overlapping(left, right, self._spacing, self._tile.width(), self._columns)
+        return _overlapping(left, right, self._gap_x, self._tile.width(), self._columns)
 
     def visualRect(self, index: QModelIndex | QPersistentModelIndex) -> QRect:
         if not index.isValid() or index.parent() != self.rootIndex() or index.column() != 0:
@@ -255,10 +260,10 @@ class PhotoGrid(QAbstractItemView):
         if count == 0:  # no model, or nothing in it
             return QModelIndex()
         x, y = point.x(), point.y() + self.verticalOffset()
-        step_x, step_y = self._tile.width() + self._spacing, self._tile.height() + self._spacing
-        if x < self._spacing or y < self._spacing:
+        step_x, step_y = self._tile.width() + self._gap_x, self._tile.height() + self._spacing
+        if x < self._gap_x or y < self._spacing:
             return QModelIndex()
-        column, dx = divmod(x - self._spacing, step_x)
+        column, dx = divmod(x - self._gap_x, step_x)
         line, dy = divmod(y - self._spacing, step_y)
         if column >= self._columns or dx >= self._tile.width() or dy >= self._tile.height():
             return QModelIndex()
@@ -465,7 +470,7 @@ class PhotoGrid(QAbstractItemView):
         # answers TileRole.
         tile_of = model.tile if isinstance(model, PhotoGridModel) else (
             lambda row: model.index(row, 0, root).data(TileRole))
-        spacing, width, height = self._spacing, self._tile.width(), self._tile.height()
+        spacing, gap_x, width, height = self._spacing, self._gap_x, self._tile.width(), self._tile.height()
         columns = self._columns_in(area.left(), area.right())
         for line in self._lines_in(area.top() + offset, area.bottom() + offset):
             top = spacing + line * (height + spacing) - offset
@@ -477,7 +482,7 @@ class PhotoGrid(QAbstractItemView):
                 if not isinstance(tile, Tile):
                     continue
                 selected = any_selected and selection.isSelected(model.index(row, 0, root))
-                delegate.paint_tile(painter, spacing + column * (width + spacing), top, tile, selected,
+                delegate.paint_tile(painter, gap_x + column * (width + gap_x), top, tile, selected,
                                     row == self._hover, style)
         painter.end()
 

@@ -3,6 +3,7 @@ thumbnails that come back from the disk cache on a restart (and are made again w
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,7 +80,8 @@ def test_a_jump_lands_on_a_far_row_right_after_new_results(big_grid: tuple[Photo
     grid, model = big_grid
     model.set_results(range(ROWS), [f"/photos/B_{i:06d}.jpg" for i in range(ROWS)], None)
     grid.scrollTo(model.index(77_777), PhotoGrid.ScrollHint.PositionAtTop)
-    top = grid.indexAt(QPoint(grid.spacing() + 2, grid.spacing() + 2)).row()
+    first = grid.visualRect(model.index(77_777 - 77_777 % grid._columns))
+    top = grid.indexAt(QPoint(first.left() + 2, grid.spacing() + 2)).row()
     columns = grid._columns
     assert top == 77_777 - 77_777 % columns  # the first tile of that row's line is at the top
     rect = grid.visualRect(model.index(77_777))
@@ -89,6 +91,21 @@ def test_a_jump_lands_on_a_far_row_right_after_new_results(big_grid: tuple[Photo
     grid.viewport().repaint()
     assert min(model.asked) >= top
     assert max(model.asked) < top + 10 * columns
+
+
+def test_the_columns_fill_the_width_evenly(big_grid: tuple[PhotoGrid, CountingModel]) -> None:
+    grid, model = big_grid
+    columns = grid._columns
+    rects = [grid.visualRect(model.index(k)) for k in range(columns)]
+    gaps = [rects[0].left()] + [b.left() - a.right() - 1 for a, b in itertools.pairwise(rects)]
+    gaps.append(grid.viewport().width() - rects[-1].right() - 1)
+    # No strip left at the right: the gaps differ by the rounding of a pixel share at most.
+    assert max(gaps) - min(gaps) <= columns + 1
+    assert min(gaps) >= grid.spacing()
+    # Every tile is found where it is drawn, and the gaps hit nothing.
+    for k, rect in enumerate(rects):
+        assert grid.indexAt(rect.center()).row() == k
+        assert not grid.indexAt(QPoint(rect.left() - 1, rect.center().y())).isValid()
 
 
 def test_keys_clicks_and_shift_clicks_select_tiles(qtbot: QtBot, big_grid: tuple[PhotoGrid, CountingModel]) -> None:
