@@ -198,7 +198,7 @@ def _cmd_engines(args: argparse.Namespace) -> int:
 
 def _engine_line(s: EngineSummary) -> str:
     return (
-        f"  {s.engine:<9} {s.set:<13} {s.photos:5d} photos  min {s.minimum:.6f}  median {s.median:.6f}  "
+        f"  {s.engine:<9} {s.set:<13} {s.photos:5d} photos  min {s.minimum:.7f}  median {s.median:.7f}  "
         f"below {ENGINE_GOAL}: {s.below_goal}{f'  ({s.skipped} not decodable)' if s.skipped else ''}"
         f"  worst {s.worst}"
     )
