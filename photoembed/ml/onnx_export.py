@@ -209,6 +209,24 @@ def export_model(
     return OnnxExport(folder, json.loads((folder / MANIFEST).read_text(encoding="utf-8")))
 
 
+def export_image_tower(spec: ModelSpec, model: torch.nn.Module, folder: Path) -> OnnxExport:
+    """Export and verify the image tower of ``model`` alone into ``folder`` (made if needed), as
+    :func:`export_model` does, for a model that no installed weights file backs (benchmarks' random
+    weights). The manifest records the image tower only; :func:`find_export` never matches it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    record = _export_image(spec, model, folder, export_with_dynamo)
+    manifest = {
+        "format": EXPORT_FORMAT,
+        "model": spec.name,
+        "source": {"weights": "in memory"},
+        "embed_dim": spec.embed_dim,
+        "preprocess_cfg": spec.preprocess_cfg,
+        "towers": {"image": record},
+    }
+    atomic_write_text(folder / MANIFEST, json.dumps(manifest, indent=2, default=str) + "\n")
+    return OnnxExport(folder, manifest)
+
+
 def export_with_dynamo(module: torch.nn.Module, example: tuple[Any, ...], path: Path, dynamic: dict[str, Any]) -> None:
     """torch's dynamo ONNX exporter (torch.export + onnxscript): it keeps the text length dynamic, which
     the legacy TorchScript exporter bakes into nn.MultiheadAttention's reshapes."""
