@@ -74,8 +74,8 @@ def prepare_photos_large(folder: Path) -> int:
     """Openly licensed photos (photos-large, see its LICENSES.csv) and realistic duplicates derived from them.
 
     Each photo is downscaled to 1600 px as the "original"; then a half-size re-encoded copy of a few (same photo,
-    other file), an identical copy of one, a 10% crop of one, edited copies
-    (re-cropped by a few percent, exposure changed) of two, and crops of other regions of the big photos as further distinct photos.
+    other file), an identical copy of one, a 10% crop of one, edited copies (re-cropped by a few percent, exposure
+    changed) of two, and crops of other regions of the big photos as further distinct photos.
 
     Returns:
         How many readable photos the folder holds.
@@ -141,7 +141,7 @@ def prepare_photos_large(folder: Path) -> int:
         for n, (left, top, right, bottom, brightness) in enumerate(variants, start=2):
             shifted = crop(small, (left, top, right, bottom)).resize(small.size, Image.Resampling.LANCZOS)
             shifted = ImageEnhance.Brightness(shifted).enhance(brightness)
-            save(shifted, folder / f"{path.stem}-edit{n}.jpg", when=when + dt.timedelta(seconds=n - 1))
+            save(shifted, folder / f"{path.stem}-edit{n}.jpg", when=when)  # an edit keeps the capture time
     # Other parts of the big photos, as further distinct photos.
     for n, (key, box) in enumerate(EXTRA_REGIONS):
         _, _, when = originals[key]
