@@ -89,10 +89,14 @@ def prepare_photos_large(folder: Path) -> int:
     start = dt.datetime(2023, 6, 3, 9, 12, 0)
     written: list[Path] = []
 
-    def save(image: Image.Image, path: Path, *, when: dt.datetime, quality: int = 90) -> Path:
+    def save(image: Image.Image, path: Path, *, when: dt.datetime, quality: int = 90,
+             edited: dt.datetime | None = None) -> Path:
         exif = Image.Exif()
         stamp = when.strftime("%Y:%m:%d %H:%M:%S")
-        exif[0x0132] = stamp  # DateTime
+        # DateTime: when the file was last written; an editor's export writes its own time and name.
+        exif[0x0132] = (edited or when).strftime("%Y:%m:%d %H:%M:%S")
+        if edited is not None:
+            exif[0x0131] = "GIMP 2.10.34"  # Software
         exif.get_ifd(0x8769)[0x9003] = stamp  # DateTimeOriginal: the app's "taken" date
         image.save(path, "JPEG", quality=quality, exif=exif)
         written.append(path)
@@ -141,7 +145,8 @@ def prepare_photos_large(folder: Path) -> int:
         for n, (left, top, right, bottom, brightness) in enumerate(variants, start=2):
             shifted = crop(small, (left, top, right, bottom)).resize(small.size, Image.Resampling.LANCZOS)
             shifted = ImageEnhance.Brightness(shifted).enhance(brightness)
-            save(shifted, folder / f"{path.stem}-edit{n}.jpg", when=when)  # an edit keeps the capture time
+            # An edit keeps the capture time; the editor marks the file as its own, a week later.
+            save(shifted, folder / f"{path.stem}-edit{n}.jpg", when=when, edited=when + dt.timedelta(days=7))
     # Other parts of the big photos, as further distinct photos.
     for n, (key, box) in enumerate(EXTRA_REGIONS):
         _, _, when = originals[key]
