@@ -142,20 +142,21 @@ def test_a_sync_holds_the_model_against_the_idle_unload(model_home: Path, tmp_pa
         library.close()
 
 
-def _index_process(home: Path) -> subprocess.CompletedProcess[str]:
+def _index_process(home: Path, *command: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PHOTOEMBED_HOME": str(home), "PYTHONPATH": os.getcwd()}
     return subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "photoembed", "index"],
+        [sys.executable, "-X", "importtime", "-m", "photoembed", *(command or ("index",))],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
 
 
-def _imported(stderr: str) -> set[str]:
-    """Top-level modules a ``-X importtime`` run imported."""
+def _imported(stderr: str, *, top_level: bool = True) -> set[str]:
+    """Modules a ``-X importtime`` run imported (top-level packages only, by default)."""
     names = set()
     for line in stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+            name = line.rsplit("|", 1)[1].strip()
+            names.add(name.split(".")[0] if top_level else name)
     return names
 
 
@@ -172,6 +173,16 @@ def test_index_with_nothing_to_embed_never_imports_torch(library: Library, tmp_p
     imported = _imported(quiet.stderr)
     assert "photoembed" in imported  # the check sees imports at all
     assert not {"torch", "open_clip"} & imported
+    # Benchmarks are imported only when one runs (they bring numpy, Pillow and more to the command line).
+    assert not [m for m in _imported(quiet.stderr, top_level=False) if m.startswith("photoembed.bench")]
+    other = tmp_path / "other"
+    other.mkdir()
+    commands = [("index",), ("status",), ("add", str(other)), ("remove", str(other)),
+                ("dupes", "--tier", "identical"), ("dupes", "--tier", "same")]
+    for command in commands:
+        done = _index_process(home, *command)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        assert not {"torch", "open_clip", "faiss"} & _imported(done.stderr), command  # nor the index (faiss)
     make_photo(photos / "new.jpg", seed=50)
     busy = _index_process(home)
     assert busy.returncode == 0, busy.stderr[-2000:]
