@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable
@@ -147,6 +148,9 @@ RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")
 #: More torch threads than this is a typo, not a machine (and torch fails in ways that blame the weights).
 MAX_THREADS = 1024
 
+#: The image tower is freed after 10 minutes without use (Settings.model_idle_s).
+DEFAULT_MODEL_IDLE_S = 600.0
+
 
 class SettingsError(KnownError):
     """A setting has the wrong type or an out-of-range value.
@@ -217,6 +221,8 @@ class Settings:
             exists or can be made, else torch), ``"torch"``, ``"onnx"``, or the opt-in ``"onnx-int8"``
             (ONNX Runtime dynamic quantisation of the image tower; its vectors are stored apart from exact
             ones). GPUs always run torch.
+        model_idle_s: seconds without use after which the image model is unloaded to free its memory
+            (about 350 MB for ViT-B-32; it loads again on the next photo that needs it); 0 keeps it loaded.
 
     Raises:
         SettingsError: (on construction) a value of the wrong type; see :meth:`validate` for ranges.
@@ -232,6 +238,7 @@ class Settings:
     threads: int = 0
     use_gpu: bool = True
     runtime: str = "auto"
+    model_idle_s: float = DEFAULT_MODEL_IDLE_S
 
     @property
     def embedding_model(self) -> str:
@@ -251,6 +258,7 @@ class Settings:
             "threads": _as_int("threads", self.threads),
             "use_gpu": _as_bool("use_gpu", self.use_gpu),
             "runtime": _as_str("runtime", self.runtime),
+            "model_idle_s": _as_float("model_idle_s", self.model_idle_s),
         }
         for name, value in checked.items():
             object.__setattr__(self, name, value)  # lists become tuples: the value stays immutable
@@ -268,6 +276,10 @@ class Settings:
         if not 0 <= self.threads <= MAX_THREADS:
             raise SettingsError(
                 "threads", f"threads must be 0 (automatic) or a count up to {MAX_THREADS}, not {self.threads}"
+            )
+        if not (math.isfinite(self.model_idle_s) and self.model_idle_s >= 0):
+            raise SettingsError(
+                "model_idle_s", f"model_idle_s must be 0 (never unload) or a number of seconds, not {self.model_idle_s}"
             )
         if self.runtime not in RUNTIMES:
             raise SettingsError("runtime", f"runtime must be one of {', '.join(RUNTIMES)}, not {self.runtime!r}")

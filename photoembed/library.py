@@ -6,8 +6,8 @@ encoding, and the FAISS index only when a search needs it. So ``photoembed index
 embed never imports torch.
 
 Resources have a lifetime: one :class:`~photoembed.core.indexer.Indexer` (and so one decode pool) per
-Library and batch size, closed with it; the image tower is unloaded after ``model_idle_s`` seconds without
-use (reloaded on the next photo that needs it).
+Library and batch size, closed with it; the image tower is unloaded after the ``model_idle_s`` setting's
+seconds without use (reloaded on the next photo that needs it).
 
 Privacy: every folder of the library's home is made readable by its owner only (0700) and the files in
 the data and config folders 0600, whatever the umask: the catalog holds every path, date, GPS flag,
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL_IDLE_S = 600.0  # the image tower (~350 MB for ViT-B-32) is freed after 10 idle minutes
 IMAGE_TOWERS = ("image",)
 
 
@@ -49,20 +48,18 @@ class Library:
 
     Args:
         paths: the library's folders.
-        settings: default: read from the settings file.
-        model_idle_s: unload an image-tower model after this many seconds without use (None: never).
+        settings: default: read from the settings file. Its ``model_idle_s`` says when the image tower
+            is unloaded; replacing :attr:`settings` applies a new value from then on.
 
     Thread contract: the encoders are created lazily under a lock; the object that owns the model (the
     indexing thread) should be the only one calling the image encoder.
     """
 
-    def __init__(
-        self, paths: Paths, *, settings: Settings | None = None, model_idle_s: float | None = DEFAULT_MODEL_IDLE_S
-    ) -> None:
+    def __init__(self, paths: Paths, *, settings: Settings | None = None) -> None:
         paths.ensure()
         make_home_private(paths)
         self.paths = paths
-        self.settings = settings if settings is not None else load_settings(paths)
+        self._settings = settings if settings is not None else load_settings(paths)
         self.catalog = Catalog.open(paths.catalog)
         try:
             self.models = ModelStore(paths.models, paths.model_downloads)
@@ -70,7 +67,6 @@ class Library:
         except BaseException:
             self.catalog.close()
             raise
-        self.model_idle_s = model_idle_s
         self._encoders: dict[tuple[str, ...], ClipEncoder] = {}
         self._indexers: dict[int, Indexer] = {}
         self._lock = threading.RLock()
@@ -78,6 +74,27 @@ class Library:
         self._holders = 0
         self._idle_timer: threading.Timer | None = None
         self.model_unloads = 0  # image-tower unloads after idle time (tests, status)
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: Settings) -> None:
+        """Replace the settings as a whole; a new ``model_idle_s`` applies from now on."""
+        with self._lock:
+            self._settings = settings
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
+                self._idle_timer = None
+            if any("image" in k for k in self._encoders):
+                self._arm_idle_timer()
+
+    @property
+    def model_idle_s(self) -> float | None:
+        """Seconds without use before the image tower is unloaded (the setting; None: never)."""
+        idle = self._settings.model_idle_s
+        return idle if idle > 0 else None
 
     def save_settings(self) -> None:
         save_settings(self.paths, self.settings)
@@ -225,6 +242,8 @@ class Library:
 
     def _on_idle_timer(self) -> None:
         with self._lock:
+            if self._idle_timer is not threading.current_thread():
+                return  # cancelled or replaced (new settings) as it fired
             self._idle_timer = None
         if not self.unload_idle_model():
             with self._lock:

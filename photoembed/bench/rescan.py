@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -117,25 +119,44 @@ def _synthetic_vectors(catalog: Catalog, *, paths: Paths, model: str, dim: int =
 
 def _time_process(paths: Paths, photos: int, rounds: int, model: str | None) -> None:
     """Wall time of whole ``photoembed index`` processes with nothing to do, and whether torch was imported."""
+    timings, cpu, heavy = time_index_process(paths, rounds)
+    bare = _bare_start()
+    print(f"whole `photoembed index` process, nothing to do ({'model ' + model if model else 'no model'}): "
+          f"{', '.join(f'{t:.3f} s' for t in timings)} -> median {statistics.median(timings) * 10_000 / photos:.3f} s, "
+          f"best {min(timings) * 10_000 / photos:.3f} s per 10k photos, CPU median {statistics.median(cpu):.3f} s "
+          f"(a bare interpreter start: {bare:.3f} s); heavy modules imported: {', '.join(heavy) or 'none'}")
+
+
+def time_index_process(paths: Paths, rounds: int) -> tuple[list[float], list[float], list[str]]:
+    """``rounds`` whole ``photoembed index`` processes on the library at ``paths``: wall and CPU seconds of
+    each, and which of torch, open_clip and faiss one of them imported (``-X importtime``).
+
+    One untimed run comes first, with bytecode caching allowed as in an installed copy (a test or developer
+    environment may set PYTHONDONTWRITEBYTECODE, which makes every run compile photoembed's sources again).
+    """
     env = {**os.environ, "PHOTOEMBED_HOME": str(paths.data.parent)}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     command = [sys.executable, "-m", "photoembed", "index"]
-    timings = []
+    subprocess.run(command, env=env, check=True, capture_output=True)
+    timings, cpu = [], []
     for _ in range(rounds):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, env=env, check=True, capture_output=True)
         timings.append(time.perf_counter() - started)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime)
     traced = subprocess.run([*command[:1], "-X", "importtime", *command[1:]], env=env, check=True,
                             capture_output=True, text=True)
     modules = {line.rsplit("|", 1)[1].strip().split(".")[0] for line in traced.stderr.splitlines()
                if line.startswith("import time:") and "|" in line}
-    heavy = sorted({"torch", "open_clip", "faiss"} & modules)
+    return timings, cpu, sorted({"torch", "open_clip", "faiss"} & modules)
+
+
+def _bare_start() -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "pass"], env=env, check=True)
-    bare = time.perf_counter() - started
-    per_10k = min(timings) * 10_000 / photos
-    print(f"whole `photoembed index` process, nothing to do ({'model ' + model if model else 'no model'}): "
-          f"{', '.join(f'{t:.3f} s' for t in timings)} -> best {per_10k:.3f} s per 10k photos "
-          f"(a bare interpreter start: {bare:.3f} s); heavy modules imported: {', '.join(heavy) or 'none'}")
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+    return time.perf_counter() - started
 
 
 def _generate(folder: Path, count: int, *, empty: bool = False) -> int:

@@ -6,15 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photoembed.cli.output import emit_json, human_bytes
 from photoembed.cli.progress import ProgressLine
 from photoembed.core.writer_lock import WriterBusyError, WriterLock
 from photoembed.dedup.records import TIER_TITLES, TIERS, Cluster, TrashPlan
-from photoembed.dedup.service import DedupService
-from photoembed.dedup.trash import SystemTrash
 from photoembed.imaging.fingerprint import FORMAT_VERSION
+
+if TYPE_CHECKING:  # imported by the handlers: other commands need not load the dedup engine
+    from photoembed.dedup.service import DedupService
 
 LibraryFactory = Callable[[], Any]
 
@@ -59,14 +60,11 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     unprotect.add_argument("folder", type=Path, metavar="FOLDER")
     unprotect.set_defaults(handler=cmd_unprotect)
 
-    from photoembed.bench.dedup import register_bench
-    from photoembed.bench.keeper_eval import register_bench as register_keeper_bench
-
-    register_bench(bench_subparsers)
-    register_keeper_bench(bench_subparsers)
-
 
 def service_for(library: Any, *, with_indexer: bool = False) -> DedupService:
+    from photoembed.dedup.service import DedupService
+    from photoembed.dedup.trash import SystemTrash
+
     return DedupService(
         catalog=library.catalog,
         settings=library.settings,

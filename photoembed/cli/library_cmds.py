@@ -13,9 +13,7 @@ from photoembed.cli.output import emit_json, fail, human_bytes
 from photoembed.cli.progress import ProgressLine
 from photoembed.core.offline import OfflineRegistry
 from photoembed.core.writer_lock import WriterLock
-from photoembed.dedup.store import DedupStore
 from photoembed.errors import Cancelled
-from photoembed.watch.state import read_watch_state
 
 
 def register(subparsers: Any, bench_subparsers: Any) -> None:
@@ -38,12 +36,6 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
 
     status = subparsers.add_parser("status", help="folders, photo counts, failures, model and index")
     status.set_defaults(handler=cmd_status)
-
-    from photoembed.bench import ingest, rescan, soak
-
-    ingest.register_bench(bench_subparsers)
-    rescan.register_bench(bench_subparsers)
-    soak.register_bench(bench_subparsers)
 
 
 LibraryFactory = Callable[[], Any]
@@ -145,6 +137,10 @@ def _index_locked(args: argparse.Namespace, library: Any) -> int:
 
 
 def cmd_status(args: argparse.Namespace, library_factory: LibraryFactory) -> int:
+    # Imported here, not at the top: `index`, `add` and `remove` need neither.
+    from photoembed.dedup.store import DedupStore
+    from photoembed.watch.state import read_watch_state
+
     library = library_factory()
     model_installed = library.model_available()
     plan = library.runtime_plan() if model_installed else None

@@ -3,6 +3,10 @@
 Each command module defines ``register(subparsers, bench_subparsers)``; its handlers take
 ``(args, library_factory)`` and return an exit code. The library is opened only by commands that need it,
 so ``photoembed --help`` stays instant (no torch, no faiss, no SQLite).
+
+Benchmarks are listed in :data:`BENCHMARKS` and their modules imported only when that benchmark runs
+(:func:`parse_args`): they import numpy, Pillow and the like, which ``photoembed index`` with nothing to do
+should not pay for.
 """
 
 from __future__ import annotations
@@ -34,13 +38,44 @@ COMMAND_MODULES: tuple[str, ...] = (
 
 Handler = Callable[[argparse.Namespace, Callable[[], Any]], int]
 
+#: ``photoembed bench NAME``: the module whose ``register_bench(bench_subparsers)`` adds NAME's parser (a
+#: module may add several), and the help line ``photoembed bench --help`` shows without importing it.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "ingest": ("photoembed.bench.ingest", "indexing throughput against the CPU-bound limit and a naive pipeline"),
+    "rescan": (
+        "photoembed.bench.rescan", "time of a sync with nothing changed (folder listing + catalog comparison)"
+    ),
+    "soak": (
+        "photoembed.bench.soak", "a live library under thousands of change batches with searches from another thread"
+    ),
+    "parity": (
+        "photoembed.bench.parity",
+        "cosine between the indexer's embeddings and open_clip's reference, per photo and model",
+    ),
+    "search": (
+        "photoembed.bench.search", "index build/load time, query latency, recall@10 and RSS at 10k/100k/1M vectors"
+    ),
+    "watch-stress": (
+        "photoembed.bench.watch_stress",
+        "file-system storms against the watcher; prints time to settle and index == disk",
+    ),
+    "dedup": ("photoembed.bench.dedup", "duplicate clustering time and peak memory at scale"),
+    "dedup-eval": ("photoembed.bench.dedup", "duplicate precision/recall on labelled photos"),
+    "keeper-eval": ("photoembed.bench.keeper_eval", "keeper accuracy on camera originals and their copies"),
+}
+
 
 #: A benchmark that a layer above the CLI provides (the GUI's): its name, help line and entry point, which
 #: receives the benchmark's own arguments.
 ExternalBenchmark = tuple[str, str, Callable[[list[str]], int]]
 
 
-def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argparse.ArgumentParser:
+def build_parser(
+    external_benchmarks: Sequence[ExternalBenchmark] = (), *, benchmark: str | None = None
+) -> argparse.ArgumentParser:
+    """The whole command line. Of the :data:`BENCHMARKS`, only ``benchmark`` (if named) gets its real parser;
+    the others are stand-ins that take any arguments (:func:`parse_args` parses again with the one chosen).
+    """
     parser = argparse.ArgumentParser(
         prog="photoembed",
         description=(
@@ -54,6 +89,13 @@ def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argpa
     bench_subparsers = bench.add_subparsers(dest="bench", metavar="BENCHMARK", required=True)
     for module_name in COMMAND_MODULES:
         importlib.import_module(module_name).register(subparsers, bench_subparsers)
+    if benchmark in BENCHMARKS:
+        importlib.import_module(BENCHMARKS[benchmark][0]).register_bench(bench_subparsers)
+    for name, (_, help_text) in BENCHMARKS.items():
+        if name not in bench_subparsers.choices:
+            stand_in = bench_subparsers.add_parser(name, help=help_text, add_help=False, prefix_chars="\x00")
+            stand_in.add_argument("bench_args", nargs=argparse.REMAINDER)
+            stand_in.set_defaults(lazy_benchmark=name)
     for name, help_text, entry in external_benchmarks:
         # Its arguments are its own (including --help): taken verbatim, never parsed here.
         external = bench_subparsers.add_parser(name, help=help_text, add_help=False, prefix_chars="\x00")
@@ -63,6 +105,17 @@ def build_parser(external_benchmarks: Sequence[ExternalBenchmark] = ()) -> argpa
         if command.add_help:  # an external benchmark parses its own options
             _add_global_options(command, top_level=False)
     return parser
+
+
+def parse_args(
+    argv: Sequence[str], external_benchmarks: Sequence[ExternalBenchmark] = ()
+) -> argparse.Namespace:
+    """Parse a command line; a benchmark's module is imported (and its options parsed) only when it runs."""
+    args = build_parser(external_benchmarks).parse_args(list(argv))
+    chosen = getattr(args, "lazy_benchmark", None)
+    if chosen is not None:
+        args = build_parser(external_benchmarks, benchmark=chosen).parse_args(list(argv))
+    return args
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, top_level: bool) -> None:
@@ -166,14 +219,13 @@ def configure_logging(verbosity: int) -> None:
 
 def main(argv: Sequence[str] | None = None, *, external_benchmarks: Sequence[ExternalBenchmark] = ()) -> int:
     """Run one command. ``external_benchmarks`` come from the launcher (the CLI cannot import the GUI)."""
-    parser = build_parser(external_benchmarks)
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    args = parse_args(sys.argv[1:] if argv is None else argv, external_benchmarks)
     configure_logging(args.verbose)
     # Before any OpenMP runtime loads (faiss's or torch's): spin-waiting threads starve the rest.
     prepare_environment()
     handler: Handler | None = getattr(args, "handler", None)
     if handler is None:
-        parser.print_help()
+        build_parser(external_benchmarks).print_help()
         return 0
 
     opened: list[Any] = []

@@ -10,7 +10,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from photoembed.bench import parity
 from photoembed.cli.output import emit_json, human_bytes
 from photoembed.cli.progress import ProgressLine, bar
 
@@ -72,7 +71,6 @@ def register(subparsers: argparse._SubParsersAction, bench_subparsers: argparse.
     bench.add_argument("--threads", type=int, default=0, help="torch threads (default: the setting)")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     bench.set_defaults(handler=cmd_bench_model)
-    parity.register_bench(bench_subparsers)
 
 
 def cmd_list(args: argparse.Namespace, library_factory: LibraryFactory) -> int:

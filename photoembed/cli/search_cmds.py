@@ -1,4 +1,4 @@
-"""``search`` and ``similar``: find photos by text, by photo, or both; and ``bench search``."""
+"""``search`` and ``similar``: find photos by text, by photo, or both."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import datetime as dt
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from photoembed.cli.output import emit_json, fail
 from photoembed.search.filters import SearchFilters, parse_date, parse_formats
-from photoembed.search.service import SearchResults, SearchService
+
+if TYPE_CHECKING:  # imported by the handlers: other commands need not load it
+    from photoembed.search.service import SearchResults, SearchService
 
 LibraryFactory = Callable[[], Any]
 
@@ -37,10 +39,6 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
     similar.add_argument("photo", type=Path, metavar="PHOTO")
     _add_common(similar)
     similar.set_defaults(handler=cmd_similar)
-
-    from photoembed.bench.search import register_bench
-
-    register_bench(bench_subparsers)
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
@@ -79,6 +77,7 @@ def filters_from_args(args: argparse.Namespace) -> SearchFilters:
 
 def make_service(library: Any) -> SearchService:
     from photoembed.imaging.decode import decode_photo
+    from photoembed.search.service import SearchService
 
     return SearchService(
         catalog=library.catalog,

@@ -1,6 +1,6 @@
 """``photoembed watch``: keep the index true to the photo folders until Ctrl-C, printing each change batch.
 
-Also registers ``photoembed bench watch-stress`` (photoembed/bench/watch_stress.py).
+``photoembed bench watch-stress`` lives in photoembed/bench/watch_stress.py (registered by cli/main.py).
 """
 
 from __future__ import annotations
@@ -42,10 +42,6 @@ def register(subparsers: Any, bench_subparsers: Any) -> None:
         "--wait", action="store_true", help="when another index or watch is writing the library, wait for it"
     )
     watch.set_defaults(handler=cmd_watch)
-
-    from photoembed.bench.watch_stress import register_bench
-
-    register_bench(bench_subparsers)
 
 
 def cmd_watch(args: argparse.Namespace, library_factory: Callable[[], Any]) -> int:

@@ -24,8 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import psutil
-
 from photoembed.errors import KnownError
 
 logger = logging.getLogger(__name__)
@@ -47,6 +45,8 @@ class LockHolder:
         """Whether the recorded process still runs (None: another machine, cannot tell)."""
         if self.host != socket.gethostname():
             return None
+        import psutil  # only when another writer holds the lock: `photoembed index` need not load it
+
         return psutil.pid_exists(self.pid)
 
     def describe(self) -> str:

@@ -115,12 +115,21 @@ class SettingsDialog(QDialog):
         self.threads.setValue(self._settings.threads)
         self.gpu = QCheckBox("Use the GPU when there is one (CUDA, Apple MPS)", self)
         self.gpu.setChecked(self._settings.use_gpu)
+        self.idle = QSpinBox(self)
+        self.idle.setRange(0, 24 * 60)
+        self.idle.setSuffix(" min without use")
+        self.idle.setSpecialValueText("never (keep it loaded)")
+        self.idle.setToolTip("Free the image model's memory when no photo needed it for this long; it loads "
+                             "again for the next new photo")
+        self._idle_shown = round(self._settings.model_idle_s / 60)
+        self.idle.setValue(self._idle_shown)
 
         model_box = QGroupBox("Model", self)
         model_form = QFormLayout(model_box)
         model_form.addRow("Embedding model", self.model)
         model_form.addRow("Threads", self.threads)
         model_form.addRow("", self.gpu)
+        model_form.addRow("Unload the image model after", self.idle)
 
         dupes_box = QGroupBox("Duplicates", self)
         dupes_form = QFormLayout(dupes_box)
@@ -235,6 +244,10 @@ class SettingsDialog(QDialog):
             include_hidden=self.hidden.isChecked(),
             threads=self.threads.value(),
             use_gpu=self.gpu.isChecked(),
+            # Shown in whole minutes: a value set in seconds in settings.json stays as it was unless changed.
+            model_idle_s=(
+                self._settings.model_idle_s if self.idle.value() == self._idle_shown else self.idle.value() * 60.0
+            ),
         )
 
     def accept(self) -> None:

@@ -275,15 +275,20 @@ class VectorIndex:
     def maintain(self, model: str, cancel: threading.Event | None = None) -> Iterator[IndexProgress]:
         """Writer, at the end of a sync: apply the changes, rebuild when needed (cancellable), persist.
 
-        A no-change run with a fresh file on disk does not load the index (nor import faiss).
+        A run that loaded nothing does not load the index (nor import faiss) when the file on disk is fresh
+        or fewer than :data:`FLUSH_MIN` changes behind: :meth:`flush` would not rewrite it for so few, and a
+        search replays them. (It used to load it whenever the file was behind at all: after a watch
+        session, every later no-change ``photoembed index`` loaded the index only to put it back.)
         """
         with self._lock:
             self._clean_temp_files()
             if model not in self._snapshots:
                 meta = self._valid_meta(model)
+                behind = self.catalog.vector_change_count(meta.seq) if meta is not None else 0
                 if (
                     meta is not None
-                    and self.catalog.vector_change_count(meta.seq) == 0
+                    and behind < FLUSH_MIN
+                    and (meta.kind == KIND_IVF or meta.count + behind <= EXACT_MAX)
                     and self._file_intact(model, meta)
                     and self.needs_rebuild(model) is None
                 ):

@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-import psutil
-
 from photoembed.config import atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -55,6 +53,8 @@ def remove_watch_state(path: Path, *, pid: int) -> None:
 
 def process_started(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), or None when it does not run."""
+    import psutil  # here: `photoembed status` needs it only when a watch state file exists
+
     try:
         return float(psutil.Process(pid).create_time())
     except psutil.Error:  # NoSuchProcess, AccessDenied, ZombieProcess

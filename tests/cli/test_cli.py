@@ -52,6 +52,37 @@ def test_help_does_not_import_heavy_modules() -> None:
     assert result.stdout.strip() == "[]"
 
 
+def test_a_benchmark_module_is_imported_only_when_it_runs() -> None:
+    code = (
+        "import json, sys\n"
+        "from photoembed.cli.main import parse_args\n"
+        "def benches(): return sorted(m for m in sys.modules if m.startswith('photoembed.bench'))\n"
+        "parse_args(['index'])\n"
+        "before = benches()\n"
+        "args = parse_args(['bench', 'rescan', '--photos', '7'])\n"
+        "print(json.dumps([before, benches(), args.photos, args.handler.__module__]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    before, after, photos, module = json.loads(result.stdout)
+    assert before == []
+    assert "photoembed.bench.rescan" in after
+    assert "photoembed.bench.soak" not in after
+    assert (photos, module) == (7, "photoembed.bench.rescan")
+
+
+def test_every_listed_benchmark_registers_itself_with_the_listed_help() -> None:
+    from photoembed.cli.main import BENCHMARKS, build_parser
+
+    for name, (_module, help_text) in BENCHMARKS.items():
+        parser = build_parser(benchmark=name)
+        bench = next(a for a in parser._subparsers._group_actions if a.dest == "command").choices["bench"]  # type: ignore[union-attr]
+        choices = next(a for a in bench._subparsers._group_actions if a.dest == "bench")  # type: ignore[union-attr]
+        chosen = choices.choices[name]
+        assert chosen.get_default("handler") is not None, name  # its real parser, not the stand-in
+        listed = {c.dest: c.help for c in choices._choices_actions}
+        assert listed[name] == help_text, name
+
+
 def test_add_index_status_without_a_model(capsys: pytest.CaptureFixture[str], home: Path, photos: Path) -> None:
     (photos / "broken.jpg").write_bytes(b"not a photo")
     assert run_cli(capsys, "add", str(photos))[0] == 0

@@ -66,6 +66,9 @@ def test_sqlite_errors_are_told_by_their_code() -> None:
         ("similar_threshold", "high", "number"),
         ("use_gpu", "yes", "true or false"),
         ("model", 7, "text"),
+        ("model_idle_s", "10 minutes", "number"),
+        ("model_idle_s", -5, "never unload"),
+        ("model_idle_s", float("nan"), "never unload"),
     ],
 )
 def test_wrong_settings_are_a_clear_error_naming_the_key(

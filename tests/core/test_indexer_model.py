@@ -104,3 +104,43 @@ def test_changing_the_model_reembeds_and_models_never_mix(library: Library, phot
         assert not np.allclose(vectors_a, vectors_b, atol=1e-2)
     finally:
         fresh.close()
+
+
+def test_a_watch_batch_looks_for_photos_without_vectors_only_after_someone_else_wrote(
+    library: Library, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once a sync left nothing to embed, a scoped sync (a watch batch) does not read the whole library for
+    photos without a vector, unless another writer changed the catalog since (it may have left some)."""
+    from photoembed.core.indexer import Indexer
+    from photoembed.storage.catalog import Catalog
+
+    library.catalog.add_root(photos)
+    indexer = library.indexer()
+    looked = []
+    real_pending = library.catalog.pending_photos
+
+    def pending_photos(model: str) -> list[object]:
+        looked.append(model)
+        return real_pending(model)  # type: ignore[return-value]
+
+    monkeypatch.setattr(library.catalog, "pending_photos", pending_photos)
+    assert indexer.run().embedded == 7
+    assert len(looked) == 1
+    make_photo(photos / "new.jpg", seed=40)
+    assert indexer.run(paths=[photos / "new.jpg"]).embedded == 1
+    assert len(looked) == 1  # nothing could be pending: not looked for
+
+    # Another writer (a model-less `photoembed index`, say) catalogues a photo without embedding it.
+    make_photo(photos / "other.jpg", seed=41)
+    other = Catalog.open(library.paths.catalog)
+    try:
+        Indexer(catalog=other, settings=library.settings, encoder=None, vector_index=None).run(
+            paths=[photos / "other.jpg"]
+        )
+    finally:
+        other.close()
+    make_photo(photos / "third.jpg", seed=42)
+    report = indexer.run(paths=[photos / "third.jpg"])
+    assert report.embedded == 2  # the other writer's photo too
+    assert len(looked) == 2
+    assert library.catalog.counts(library.settings.model)["pending"] == 0

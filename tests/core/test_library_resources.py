@@ -4,6 +4,7 @@ rebuilds, and a private home."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import stat
 import subprocess
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from photoembed.config import Paths
+from photoembed.config import Paths, load_settings, save_settings
 from photoembed.core.indexer import Progress
 from photoembed.library import Library
 from tests.conftest import make_photo
@@ -110,8 +111,13 @@ def test_searches_during_a_sync_see_its_committed_photos(library: Library, tmp_p
         restarted.close()
 
 
+def _with_idle(home: Path, idle_s: float) -> Library:
+    paths = Paths.resolve(home)
+    return Library(paths, settings=dataclasses.replace(load_settings(paths), model_idle_s=idle_s))
+
+
 def test_the_image_model_loads_on_need_and_unloads_when_idle(model_home: Path, tmp_path: Path) -> None:
-    library = Library(Paths.resolve(model_home), model_idle_s=0.3)
+    library = _with_idle(model_home, 0.3)
     try:
         photos = tmp_path / "photos"
         make_photo(photos / "a.jpg", seed=1)
@@ -132,30 +138,50 @@ def test_the_image_model_loads_on_need_and_unloads_when_idle(model_home: Path, t
 
 
 def test_a_sync_holds_the_model_against_the_idle_unload(model_home: Path, tmp_path: Path) -> None:
-    library = Library(Paths.resolve(model_home), model_idle_s=0.0)
+    library = _with_idle(model_home, 60)
     try:
         with library.holding_model():
             library.encoder(("image",))
-            assert not library.unload_idle_model()
-        assert library.unload_idle_model()
+            assert not library.unload_idle_model(now=time.monotonic() + 120)
+        assert not library.unload_idle_model()  # used a moment ago
+        assert library.unload_idle_model(now=time.monotonic() + 120)
     finally:
         library.close()
 
 
-def _index_process(home: Path) -> subprocess.CompletedProcess[str]:
+def test_the_idle_time_is_a_setting_and_a_new_value_applies_at_once(model_home: Path) -> None:
+    paths = Paths.resolve(model_home)
+    save_settings(paths, dataclasses.replace(load_settings(paths), model_idle_s=0))  # 0: never unload
+    library = Library(paths)
+    try:
+        assert library.model_idle_s is None
+        library.encoder(("image",))
+        assert not library.unload_idle_model(now=time.monotonic() + 10**7)
+        library.settings = dataclasses.replace(library.settings, model_idle_s=30)  # as the GUI's dialog does
+        assert library.model_idle_s == 30
+        assert not library.unload_idle_model(now=time.monotonic() + 10)
+        assert library.unload_idle_model(now=time.monotonic() + 40)
+        assert library.model_unloads == 1
+    finally:
+        library.close()
+    assert load_settings(paths).model_idle_s == 0  # kept in settings.json
+
+
+def _index_process(home: Path, *command: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PHOTOEMBED_HOME": str(home), "PYTHONPATH": os.getcwd()}
     return subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "photoembed", "index"],
+        [sys.executable, "-X", "importtime", "-m", "photoembed", *(command or ("index",))],
         env=env, capture_output=True, text=True, timeout=300, check=False,
     )
 
 
-def _imported(stderr: str) -> set[str]:
-    """Top-level modules a ``-X importtime`` run imported."""
+def _imported(stderr: str, *, top_level: bool = True) -> set[str]:
+    """Modules a ``-X importtime`` run imported (top-level packages only, by default)."""
     names = set()
     for line in stderr.splitlines():
         if line.startswith("import time:") and "|" in line:
-            names.add(line.rsplit("|", 1)[1].strip().split(".")[0])
+            name = line.rsplit("|", 1)[1].strip()
+            names.add(name.split(".")[0] if top_level else name)
     return names
 
 
@@ -172,6 +198,16 @@ def test_index_with_nothing_to_embed_never_imports_torch(library: Library, tmp_p
     imported = _imported(quiet.stderr)
     assert "photoembed" in imported  # the check sees imports at all
     assert not {"torch", "open_clip"} & imported
+    # Benchmarks are imported only when one runs (they bring numpy, Pillow and more to the command line).
+    assert not [m for m in _imported(quiet.stderr, top_level=False) if m.startswith("photoembed.bench")]
+    other = tmp_path / "other"
+    other.mkdir()
+    commands = [("index",), ("status",), ("add", str(other)), ("remove", str(other)),
+                ("dupes", "--tier", "identical"), ("dupes", "--tier", "same")]
+    for command in commands:
+        done = _index_process(home, *command)
+        assert done.returncode == 0, (command, done.stderr[-2000:])
+        assert not {"torch", "open_clip", "faiss"} & _imported(done.stderr), command  # nor the index (faiss)
     make_photo(photos / "new.jpg", seed=50)
     busy = _index_process(home)
     assert busy.returncode == 0, busy.stderr[-2000:]

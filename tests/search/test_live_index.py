@@ -158,6 +158,35 @@ def test_a_restart_loads_the_index_and_replays_the_log(
     assert len(restarted.search(MODEL, queries[:1], 1000)[0]) == 127
 
 
+def test_a_run_with_nothing_to_do_leaves_a_file_a_few_changes_behind_unloaded(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A no-change `photoembed index` after a watch session: the file is behind by fewer changes than a flush
+    writes for, so the end of the sync neither loads it (nor faiss) nor rewrites it; a search replays them."""
+    rng = np.random.default_rng(27)
+    fill(catalog, unit(rng, 120, 16))
+    writer = VectorIndex(tmp_path / "index", catalog)
+    writer.refresh(MODEL)
+    fill(catalog, unit(rng, 7, 16), start=500)
+    writer.refresh(MODEL)  # the watch batch's own end of sync: 7 changes, not written
+    behind = writer.info(MODEL)["pending"]  # log entries: a photo's row and its vector each
+    assert 7 <= behind < vi.FLUSH_MIN
+
+    def no_load(_model: str) -> None:
+        raise AssertionError("loaded the index with nothing to do")
+
+    quiet = VectorIndex(tmp_path / "index", catalog)
+    monkeypatch.setattr(quiet, "_load", no_load)
+    quiet.refresh(MODEL)
+    assert (quiet.rebuilds, quiet.merges, quiet.info(MODEL)["pending"]) == (0, 0, behind)
+    reader = VectorIndex(tmp_path / "index", catalog)
+    assert len(reader.search(MODEL, unit(rng, 1, 16), 1000)[0]) == 127
+    monkeypatch.setattr(vi, "FLUSH_MIN", 7)  # as many changes as a flush writes for: loaded and written
+    busy = VectorIndex(tmp_path / "index", catalog)
+    busy.refresh(MODEL)
+    assert busy.info(MODEL)["pending"] == 0
+
+
 def _lose_wal(catalog: Catalog, tmp_path: Path) -> Path:
     """A copy of the catalog's main file alone: what a power loss with synchronous=NORMAL may leave."""
     copy = tmp_path / "lost-wal" / "catalog.sqlite3"
