@@ -11,7 +11,8 @@ import logging
 import time
 from pathlib import Path
 
-from PySide6.QtCore import QDate, QPoint, QSettings, Qt, QTimer, Signal
+import numpy as np
+from PySide6.QtCore import QDate, QItemSelection, QItemSelectionModel, QPoint, QSettings, Qt, QTimer, Signal
 from PySide6.QtGui import QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -383,10 +384,13 @@ class SearchView(QWidget):
         if listing is None or self._listing_folder != folder:
             self.load_browse()
             return
+        chosen = self._chosen_photos() if self._showing_browse else None
         self.grid_model.set_results(
             listing.ids, listing.paths, None, stamps=listing.stamps,
             months=[(m.first_row, m.year, m.month) for m in listing.months],
         )
+        if chosen is not None:
+            self._choose_again(*chosen)  # photos keep arriving while indexing: what the user picked stays picked
         self._showing_browse = True
         self.more.setVisible(False)
         self.scrubber.set_months(listing.months)
@@ -405,6 +409,33 @@ class SearchView(QWidget):
         else:
             self.grid.scrollToTop()
         self._follow_scroll()
+
+    def _chosen_photos(self) -> tuple[np.ndarray, int | None]:
+        """The ids of the selected photos and of the current one (before the listing is replaced)."""
+        rows: list[int] = []
+        ranges = self.grid.selectionModel().selection()
+        for k in range(ranges.count()):
+            span = ranges.at(k)
+            rows.extend(range(span.top(), span.bottom() + 1))
+        ids = self.grid_model.ids()
+        chosen = ids[np.asarray(rows, dtype=np.int64)] if rows else np.empty(0, dtype=np.int64)
+        current = self.grid.currentIndex()
+        return chosen, (self.grid_model.photo_id(current.row()) if current.isValid() else None)
+
+    def _choose_again(self, chosen: np.ndarray, current: int | None) -> None:
+        """Select the same photos in the new listing (where they still are), and make the same one current."""
+        selection = self.grid.selectionModel()
+        rows = np.flatnonzero(np.isin(self.grid_model.ids(), chosen)) if len(chosen) else np.empty(0, dtype=np.int64)
+        if current is not None and (row := self.grid_model.row_of(current)) >= 0:
+            selection.setCurrentIndex(self.grid_model.index(row), QItemSelectionModel.SelectionFlag.NoUpdate)
+        if not len(rows):
+            return
+        picked = QItemSelection()
+        starts = np.flatnonzero(np.diff(rows, prepend=rows[0] - 2) != 1)  # runs of consecutive rows
+        for k, start in enumerate(starts.tolist()):
+            stop = int(starts[k + 1]) if k + 1 < len(starts) else len(rows)
+            picked.select(self.grid_model.index(int(rows[start])), self.grid_model.index(int(rows[stop - 1])))
+        selection.select(picked, QItemSelectionModel.SelectionFlag.Select)
 
     def jump_to_row(self, row: int) -> None:
         if 0 <= row < self.grid_model.rowCount():
