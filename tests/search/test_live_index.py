@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -314,3 +315,30 @@ def test_the_change_log_covers_every_writer(catalog: Catalog) -> None:
     assert changes.ids.size == 0
     with pytest.raises(sqlite3.IntegrityError):  # the log is append-only by key: no reuse of a position
         catalog.db.execute("INSERT INTO vector_changes(seq, photo_id, nonce) VALUES (?, 1, 1)", (start,))
+
+
+def test_a_replaced_base_is_freed_and_its_memory_given_back_when_the_last_search_lets_go(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(vi, "MERGE_MIN", 16)
+    monkeypatch.setattr(vi, "MERGE_FRACTION", 0.0)
+    rng = np.random.default_rng(28)
+    fill(catalog, unit(rng, 100, 16))
+    index = VectorIndex(tmp_path / "index", catalog)
+    index.refresh(MODEL)
+    old_base = weakref.ref(index._snapshots[MODEL].index)
+    given_back: list[bool] = []  # per call: was the old base's index already deleted?
+    monkeypatch.setattr(vi, "give_back_free_heap", lambda: given_back.append(old_base() is None))
+    in_flight = index._reader_snapshot(MODEL)  # what a search running across the swap holds
+    fill(catalog, unit(rng, 20, 16), start=1000)
+    index.apply(MODEL)
+    assert index.merges == 1
+    assert index._snapshots[MODEL].index is not old_base()
+    assert old_base() is not None  # the search in flight still reads it
+    assert given_back == []
+    del in_flight
+    assert old_base() is None
+    assert given_back == [True]  # once, after the index was deleted
+    ids, vectors = all_vectors(catalog)
+    queries = unit(rng, 4, 16)
+    assert ranked(index.search(MODEL, queries, 10)) == ranked(brute_force(ids, vectors, queries, 10))
