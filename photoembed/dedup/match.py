@@ -254,7 +254,7 @@ PREVIEW_MIN = 5
 #: ... and one similarity transform must fit at least this many of those preview matches (RANSAC inliers):
 #: 2 is any pair of matches, chance. Different photos had at most 2 for 72 % of the checks that got past
 #: PREVIEW_MIN (4910 pairs of ``bench dedup-eval --hard 80``), confirmed pairs at least 4 (1114 pairs):
-#: such a pair is turned down for a fifth of the cost of the full match.
+#: such a pair is turned down for less than half the cost of the full match.
 PREVIEW_AGREE = 3
 #: Scale and rotation a same-photo transform may have (a screenshot shrinks a photo; 90-degree turns and
 #: mirrors are matched on the thumbnails, see dihedral_match).
