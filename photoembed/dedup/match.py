@@ -251,6 +251,11 @@ RATIO_TEST = 0.8
 #: matches (a verifiable copy gives 10-100) before the full match is run.
 PREVIEW_STRIDE = 3
 PREVIEW_MIN = 5
+#: ... and one similarity transform must fit at least this many of those preview matches (RANSAC inliers):
+#: 2 is any pair of matches, chance. Different photos had at most 2 for 72 % of the checks that got past
+#: PREVIEW_MIN (4910 pairs of ``bench dedup-eval --hard 80``), confirmed pairs at least 4 (1114 pairs):
+#: such a pair is turned down for less than half the cost of the full match.
+PREVIEW_AGREE = 3
 #: Scale and rotation a same-photo transform may have (a screenshot shrinks a photo; 90-degree turns and
 #: mirrors are matched on the thumbnails, see dihedral_match).
 MAX_SCALE = 4.0
@@ -293,8 +298,19 @@ def explain_features(
     d_preview, n_preview = cv2.batchDistance(
         a.descriptors[preview], b.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
     )
-    if int((d_preview[:, 0] < RATIO_TEST * d_preview[:, 1]).sum()) < PREVIEW_MIN:
+    distinct = np.flatnonzero(d_preview[:, 0] < RATIO_TEST * d_preview[:, 1])
+    if len(distinct) < PREVIEW_MIN:
         return None, "preview: too few distinctive matches"
+    agreeing: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
+        a.points[preview][distinct].astype(np.float32),
+        b.points[n_preview[distinct, 0]].astype(np.float32),
+        method=cv2.RANSAC,
+        ransacReprojThreshold=RANSAC_PX,
+        maxIters=2000,
+        confidence=0.995,
+    )
+    if agreeing[1] is None or int(agreeing[1].sum()) < PREVIEW_AGREE:
+        return None, "preview: no transform agrees with the distinctive matches"
     # The two nearest descriptors of each of a's other keypoints (arrays, no per-match Python objects), then
     # Lowe's ratio over all of them.
     d_rest, n_rest = cv2.batchDistance(
