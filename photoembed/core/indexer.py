@@ -234,6 +234,9 @@ class Indexer:
         # through the whole library for such photos: 0.2 s at 10k photos, seconds at 1M, per batch.
         self._no_backlog: tuple[str, int] | None = None
         self._backlog_skipped = False
+        # Bytes whose fingerprint could not be made again (they decoded once, not now): not retried by every
+        # later sync of this indexer's life (a watch batch would read them again and again); the next process tries.
+        self._refresh_failed: set[str] = set()
 
     @property
     def model(self) -> str | None:
@@ -490,7 +493,7 @@ class Indexer:
         for state in stale:
             if state.path in queued or state.path in missing or state.content_hash is None:
                 continue
-            if state.content_hash in hashes:
+            if state.content_hash in hashes or state.content_hash in self._refresh_failed:
                 continue
             if any(state.path == gone or state.path.startswith(gone.rstrip(os.sep) + os.sep) for gone in out_of_sight):
                 continue
@@ -657,6 +660,7 @@ class Indexer:
             )
         except (KnownError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
             logger.info("Fingerprint of %s not updated: %s", job.path, exc)
+            self._refresh_failed.add(existing.content_hash)
             return result
         mark = fingerprint(decoded.image)
         result.fingerprint = replace(decoded.info, phash=mark.phash, sharpness=mark.sharpness)

@@ -233,3 +233,27 @@ def test_index_with_a_model_refreshes_fingerprints_without_reembedding(model_hom
         assert library.catalog.stale_fingerprint_count(fp.FORMAT_VERSION) == 0
     finally:
         library.close()
+
+
+def test_a_refresh_that_fails_is_not_retried_by_every_later_sync_of_the_indexer(
+    catalog: Catalog, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalog.add_root(photos)
+    _indexer(catalog).run()
+    age_fingerprints(catalog, [photos / "p0.jpg"])
+    import photoembed.core.indexer as indexer_module
+
+    tried: list[str] = []
+
+    def failing(data: bytes, *, name: str, **kwargs: object) -> object:
+        tried.append(name)
+        raise ValueError("cannot decode now")
+
+    monkeypatch.setattr(indexer_module, "decode_photo", failing)
+    indexer = _indexer(catalog)
+    for _ in range(3):  # a watcher's batches: each sync looks for stale fingerprints in its scope
+        assert indexer.run().fingerprinted == 0
+    assert tried == ["p0.jpg"]  # read once, not once per sync
+    assert catalog.stale_fingerprint_count(fp.FORMAT_VERSION) == 1  # still stale: the next process tries again
+    _indexer(catalog).run()
+    assert tried == ["p0.jpg", "p0.jpg"]  # a new indexer (the next process) tries once more
