@@ -579,16 +579,18 @@ class Catalog:
 
     def stale_fingerprints(self, version: int, *, root_id: int | None = None) -> list[FileState]:
         """Readable photos whose fingerprint is older than format ``version`` (or missing), one indexed query."""
+        # Two lookups on the version index, sorted here: with ORDER BY path (or an OR over the column) SQLite
+        # walks the whole table in path order, which every watch batch paid at 1M photos (seconds each).
+        root = " AND +root_id = ?" if root_id is not None else ""
+        head = ("SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
+                "INDEXED BY photos_by_fingerprint_version")
         sql = (
-            "SELECT id, path, size, mtime_ns, content_hash, state FROM photos "
-            "WHERE (fingerprint_version < ? OR fingerprint_version IS NULL) AND state = 'ok'"
+            f"{head} WHERE fingerprint_version < ? AND state = 'ok'{root} "
+            f"UNION ALL {head} WHERE fingerprint_version IS NULL AND state = 'ok'{root}"
         )
-        args: tuple[object, ...] = (version,)
-        if root_id is not None:
-            sql += " AND +root_id = ?"
-            args = (version, root_id)
-        rows = self.db.execute(sql + " ORDER BY path", args)
-        return [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in rows]
+        args: tuple[object, ...] = (version, root_id, root_id) if root_id is not None else (version,)
+        states = [FileState(r[0], path_from_db(r[1]), r[2], r[3], r[4], r[5]) for r in self.db.execute(sql, args)]
+        return sorted(states, key=lambda state: state.path)
 
     def stale_fingerprint_count(self, version: int) -> int:
         """How many readable photos have a fingerprint older than format ``version`` (or none)."""
