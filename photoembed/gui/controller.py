@@ -42,6 +42,7 @@ from photoembed.gui.status_model import StatusModel
 from photoembed.gui.tasks import TaskScheduler
 from photoembed.gui.thumbnails import DiskThumbnailCache, Loader, ThumbnailProvider, ThumbnailPruner, load_qimage
 from photoembed.gui.workers import BackgroundPool, TaskContext, TaskError
+from photoembed.imaging.fingerprint import FORMAT_VERSION as FINGERPRINT_VERSION
 
 if TYPE_CHECKING:
     from photoembed.core.indexer import Progress
@@ -76,6 +77,7 @@ class LibrarySnapshot:
     pending: int
     model: ModelState
     generation: int
+    stale_fingerprints: int = 0
 
 
 @dataclass
@@ -250,7 +252,8 @@ class LibraryController(QObject):
         self._snapshot_running = False
         self.last_snapshot = snap
         self.status.snapshot(roots=tuple(snap.roots), photos=snap.ok, failed=snap.failed, embedded=snap.embedded,
-                             pending=snap.pending, model_name=snap.model.name, model_missing=not snap.model.available)
+                             pending=snap.pending, model_name=snap.model.name, model_missing=not snap.model.available,
+                             stale_fingerprints=snap.stale_fingerprints)
         self.snapshot.emit(snap)
         if self._snapshot_again:
             self._snapshot_again = False
@@ -614,4 +617,5 @@ def take_snapshot(library: Library) -> LibrarySnapshot:
         pending=counts["pending"] if available else 0,
         model=ModelState(model_name, available, message),
         generation=catalog.generation,
+        stale_fingerprints=catalog.stale_fingerprint_count(FINGERPRINT_VERSION),
     )

@@ -80,6 +80,7 @@ from photoembed.gui.models import (
     TierRole,
     cluster_savings,
 )
+from photoembed.gui.status_model import LibraryStatus, fingerprint_note
 from photoembed.gui.thumbnails import load_qimage
 from photoembed.gui.viewer import PhotoViewer, human_bytes
 from photoembed.gui.workers import TaskError
@@ -506,6 +507,13 @@ class DuplicatesView(QWidget):
         notice_row.addWidget(self.notice_undo)
         notice_row.addWidget(dismiss)
         self.notice.hide()
+
+        # -- photos fingerprinted by an older version: copies among them can be missing until they are redone
+        self.fingerprint_note = QLabel(self)
+        self.fingerprint_note.setWordWrap(True)
+        self.fingerprint_note.setObjectName("fingerprintNote")
+        self.fingerprint_note.hide()
+        self._stale_fingerprints = 0
         compare_panel = QWidget(self)
         compare_layout = QVBoxLayout(compare_panel)
         compare_layout.setContentsMargins(8, 0, 0, 0)
@@ -530,6 +538,7 @@ class DuplicatesView(QWidget):
         layout.setContentsMargins(12, 12, 12, 6)
         layout.addLayout(tier_row)
         layout.addLayout(totals_row)
+        layout.addWidget(self.fingerprint_note)
         layout.addWidget(self.notice)
         layout.addWidget(self.body, 1)
 
@@ -544,6 +553,7 @@ class DuplicatesView(QWidget):
 
         controller.changed.connect(self._library_changed)
         controller.snapshot.connect(self._snapshot)
+        controller.status.changed.connect(self._status_changed)
         controller.opened.connect(self._opened)
         self._update_totals()
         self._update_slider_label()
@@ -673,6 +683,15 @@ class DuplicatesView(QWidget):
         self.slider.setEnabled(self._has_vectors)
         if not self._has_vectors:
             self.slider.setToolTip("Similar shots need the embedding model (see the Search tab)")
+
+    def _status_changed(self, state: LibraryStatus) -> None:
+        stale = state.stale_fingerprints
+        if self._stale_fingerprints and not stale:
+            self._library_changed()  # the last ones were redone: copies among them can be found now
+        self._stale_fingerprints = stale
+        self.fingerprint_note.setVisible(bool(stale))
+        if stale:
+            self.fingerprint_note.setText(fingerprint_note(state))
 
     def _opened(self) -> None:
         self.slider.setValue(round(self.controller.settings.similar_threshold * SLIDER_SCALE))
@@ -1052,3 +1071,4 @@ class DuplicatesView(QWidget):
     def _show_message(self, text: str) -> None:
         self.message.setText(text)
         self.body.setCurrentWidget(self.message)
+

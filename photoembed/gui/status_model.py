@@ -62,6 +62,8 @@ class LibraryStatus:
         roots: per-folder rows of the last snapshot.
         held_for: a sync stopped for a task ahead of it (a download, a move to the trash), in words; it
             goes on once that task is done.
+        stale_fingerprints: readable photos whose duplicate fingerprint an older version made (the live job
+            makes them again; until then copies among them can be missed).
     """
 
     activity: Activity = Activity.OPENING
@@ -84,6 +86,7 @@ class LibraryStatus:
     model_missing: bool = False
     roots: tuple[RootRow, ...] = ()
     held_for: str = ""
+    stale_fingerprints: int = 0
 
     @property
     def busy(self) -> bool:
@@ -122,6 +125,8 @@ def _describe(status: LibraryStatus, retry_left_s: float | None) -> str:
         eta = format_eta(status.eta_s)
         if eta:
             parts.append(eta)
+        if status.stale_fingerprints:
+            parts.append(f"updating {status.stale_fingerprints:,} duplicate fingerprints")
         return " · ".join(parts)
     if activity is Activity.UPDATING:
         return status.detail or "Updating the search index…"
@@ -135,6 +140,23 @@ def _describe(status: LibraryStatus, retry_left_s: float | None) -> str:
         names = ", ".join(p.name or str(p) for p in status.offline)
         line += f" · offline: {names}"
     return line
+
+
+def fingerprint_note(state: LibraryStatus) -> str:
+    """The Duplicates page's line while photos keep a fingerprint an older version made ("" when none)."""
+    stale = state.stale_fingerprints
+    if not stale:
+        return ""
+    photos = f"{stale:,} photo{'s' if stale != 1 else ''}"
+    if state.busy:
+        return (f"Updating the duplicate fingerprints of {photos} (made by an older version of photoembed). "
+                "Until that is done, copies among them may be missing from this list.")
+    if state.activity in (Activity.PAUSED, Activity.RETRYING):
+        return (f"{photos} still {'have' if stale != 1 else 'has'} duplicate fingerprints from an older version "
+                "of photoembed; they are updated when indexing goes on. Until then, copies among them may be "
+                "missing from this list.")
+    return (f"{photos} kept a duplicate fingerprint from an older version of photoembed (the files changed or "
+            "could not be read again). Copies among them may be missing from this list until they are indexed.")
 
 
 def short_line(status: LibraryStatus) -> str:
@@ -213,9 +235,10 @@ class StatusModel(QObject):
         self._set(activity=Activity.OPENING, detail="")
 
     def snapshot(self, *, roots: tuple[RootRow, ...], photos: int, failed: int, embedded: int, pending: int,
-                 model_name: str, model_missing: bool) -> None:
+                 model_name: str, model_missing: bool, stale_fingerprints: int = 0) -> None:
         self._set(snapshot_seen=True, roots=roots, folders=len(roots), photos=photos, failed=failed,
-                  embedded=embedded, pending=pending, model_name=model_name, model_missing=model_missing)
+                  embedded=embedded, pending=pending, model_name=model_name, model_missing=model_missing,
+                  stale_fingerprints=stale_fingerprints)
 
     def live_started(self) -> None:
         """A sync (or the watcher's first sync) starts: it scans first."""

@@ -296,3 +296,56 @@ def test_a_restart_with_nothing_to_do_is_up_to_date_without_importing_torch(
     assert result["photos"] == 13
     assert result["label"] == "Up to date · watching for changes"
     assert "INDEXING" not in result["seen"]  # nothing was re-embedded
+
+
+# -- fingerprints an older version made ---------------------------------------------------------------------
+
+
+def test_the_duplicates_page_says_while_old_fingerprints_are_being_updated(
+    qtbot: QtBot, home: Path, photos: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade that changed the fingerprint format, the live job makes them again; until it is done
+    the Duplicates page says copies may be missing (the CLI's `dupes` says so too), then the note goes."""
+    from photoembed.core.indexer import Indexer
+    from photoembed.imaging import fingerprint as fp
+    from tests.core.test_fingerprint_versions import age_fingerprints
+
+    library = Library(Paths.resolve(home))
+    try:
+        library.catalog.add_root(photos)
+        for _ in library.indexer().sync():
+            pass
+        age_fingerprints(library.catalog)
+        assert library.catalog.stale_fingerprint_count(fp.FORMAT_VERSION) == 13
+    finally:
+        library.close()
+
+    gate = threading.Event()  # the live job's photos wait here until the note was seen
+    real_ingest = Indexer._ingest
+
+    def held_ingest(self: Indexer, *args: Any, **kwargs: Any) -> Any:
+        assert gate.wait(WAIT_MS / 1000)
+        yield from real_ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(Indexer, "_ingest", held_ingest)
+    controller = LibraryController(Paths.resolve(home), watch=False)
+    window = MainWindow(controller)
+    qtbot.addWidget(window)
+    window.show()
+    try:
+        window.tabs.setCurrentWidget(window.dupes)
+        note = window.dupes.fingerprint_note
+        controller.open()
+        qtbot.waitUntil(lambda: not note.isHidden(), timeout=WAIT_MS)
+        assert note.text() == ("Updating the duplicate fingerprints of 13 photos (made by an older version of "
+                               "photoembed). Until that is done, copies among them may be missing from this list.")
+        assert controller.status.state.busy
+        gate.set()
+        qtbot.waitUntil(lambda: controller.status.state.activity is Activity.UP_TO_DATE
+                        and controller.status.state.stale_fingerprints == 0, timeout=WAIT_MS)
+        qtbot.waitUntil(note.isHidden, timeout=WAIT_MS)
+        assert controller.library is not None
+        assert controller.library.catalog.stale_fingerprint_count(fp.FORMAT_VERSION) == 0
+    finally:
+        gate.set()
+        controller.shutdown()

@@ -11,6 +11,7 @@ from photoembed.gui.status_model import (
     LibraryStatus,
     StatusModel,
     describe,
+    fingerprint_note,
     folder_activity,
     short_line,
 )
@@ -155,3 +156,24 @@ def test_open_failure() -> None:
     model = StatusModel()
     model.open_failed("Permission denied")
     assert describe(model.state) == "Cannot open the library: Permission denied"
+
+
+def test_old_fingerprints_are_said_while_they_are_updated_and_while_they_wait() -> None:
+    model = StatusModel()
+    model.opened()
+    model.snapshot(roots=(WORK,), photos=10, failed=0, embedded=0, pending=0, model_name="m", model_missing=True,
+                   stale_fingerprints=1200)
+    model.live_started()
+    model.progress(Progress("index", 30, 1200))
+    assert describe(model.state) == "Indexing 30 / 1,200 · updating 1,200 duplicate fingerprints"
+    assert fingerprint_note(model.state).startswith("Updating the duplicate fingerprints of 1,200 photos")
+    model.paused()
+    assert fingerprint_note(model.state).startswith("1,200 photos still have duplicate fingerprints from an older")
+    model.live_started()
+    model.progress(Progress("done", 1, 1))
+    model.snapshot(roots=(WORK,), photos=10, failed=0, embedded=0, pending=0, model_name="m", model_missing=True,
+                   stale_fingerprints=1)
+    assert fingerprint_note(model.state).startswith("1 photo kept a duplicate fingerprint from an older version")
+    model.snapshot(roots=(WORK,), photos=10, failed=0, embedded=0, pending=0, model_name="m", model_missing=True)
+    assert fingerprint_note(model.state) == ""
+    assert describe(model.state) == "Up to date"
