@@ -247,6 +247,15 @@ OCCLUDED = 0.15
 MIN_OCCLUDED_AGREEMENT = 0.95
 MIN_OCCLUDED_DETAIL = 0.9
 RATIO_TEST = 0.8
+#: A part that moved between two moments (someone walked, an arm rose; neither file records when it was
+#: taken): at least MIN_MOVED of a's keypoints fit a second transform, of nearly the same scale and turn
+#: (MOVED_SCALE, MOVED_TURN_DEG) but MOVED_PX or more away from the first, and none of them fits the first
+#: or repeats within its own photo (a railing, tiles). On the 4,600 true pairs of ``bench dedup-eval
+#: --bases 13 --hard 20`` the most was 15 (a railing, a spring's coils); a fifth of a frame moved, 26-57.
+MOVED_PX = 12.0
+MIN_MOVED = 20
+MOVED_SCALE = 0.85
+MOVED_TURN_DEG = 10.0
 #: The preview: every PREVIEW_STRIDE-th keypoint of one photo must give at least PREVIEW_MIN ratio-test
 #: matches (a verifiable copy gives 10-100) before the full match is run.
 PREVIEW_STRIDE = 3
@@ -417,6 +426,11 @@ def explain_features(
             detail = _detail_correlation(thumb_a, a, thumb_b, b, transform, trim=OCCLUDED)
             if agreement < MIN_OCCLUDED_AGREEMENT or detail < MIN_OCCLUDED_DETAIL:
                 return None, f"occluded: agreement {agreement:.2f}, detail {detail:.2f} ({count} inliers)"
+    # A part of the photo that moved against the rest (someone walked, an arm rose) is another moment: its
+    # matches fit a second transform. A copy's matches off the transform are chance and fit none.
+    moved = _moved_part(a, b, keep, nearest[keep, 0], transform, nearest, dist)
+    if moved >= MIN_MOVED:
+        return None, f"a part moved: {moved} matches fit another transform ({count} inliers)"
     return float(min(1.0, count / 100.0)), f"{count} inliers"
 
 
@@ -472,6 +486,68 @@ def _explained_share(
         return 0.0
     err = np.hypot(*(projected - b.points[rows_b]).T)
     return float((err[inside] <= RANSAC_PX).sum() / inside.sum())
+
+
+def _moved_part(
+    a: LocalFeatures,
+    b: LocalFeatures,
+    rows_a: np.ndarray,
+    rows_b: np.ndarray,
+    transform: np.ndarray,
+    nearest: np.ndarray,
+    dist: np.ndarray,
+) -> int:
+    """How many of a's keypoints a second transform puts on their counterparts in b, where ``transform``
+    (the same-photo fit, a -> b) finds none: the part of the photo that moved (see MIN_MOVED).
+
+    The second model is fitted on the ratio-test matches ``rows_a[k] -> rows_b[k]`` the first misses, then
+    guided as the first (``nearest``, ``dist``: each keypoint of a's GUIDE_K nearest descriptors in b).
+    """
+    cv2 = opencv()
+    pa = a.points[rows_a].astype(np.float32)
+    pb = b.points[rows_b].astype(np.float32)
+    projected = pa @ transform[:, :2].T.astype(np.float32) + transform[:, 2].astype(np.float32)
+    off = np.hypot(*(projected - pb).T) > MOVED_PX
+    if int(off.sum()) < MIN_SEED_INLIERS:
+        return 0
+    found: tuple[np.ndarray | None, np.ndarray | None] = cv2.estimateAffinePartial2D(
+        pa[off], pb[off], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX, maxIters=1000, confidence=0.995
+    )
+    second, mask = found
+    if second is None or mask is None or int(mask.sum()) < MIN_SEED_INLIERS:
+        return 0
+    scale = float(np.hypot(second[0, 0], second[1, 0]) / np.hypot(transform[0, 0], transform[1, 0]))
+    turn = float(np.degrees(np.arctan2(second[1, 0], second[0, 0]) - np.arctan2(transform[1, 0], transform[0, 0])))
+    turn = abs((turn + 180.0) % 360.0 - 180.0)
+    if not MOVED_SCALE <= scale <= 1.0 / MOVED_SCALE or turn > MOVED_TURN_DEG:
+        return 0
+    # Guided by the second model, as the first: a's keypoints with a counterpart where it puts them, far
+    # from where the first puts them.
+    first = a.points @ transform[:, :2].T.astype(np.float32) + transform[:, 2].astype(np.float32)
+    then = a.points @ second[:, :2].T.astype(np.float32) + second[:, 2].astype(np.float32)
+    apart = np.hypot(*(first - then).T) > MOVED_PX
+    where = b.points[np.where(nearest >= 0, nearest, 0)]
+    near = (nearest >= 0) & (dist <= GUIDE_HAMMING)
+
+    def fits(predicted: np.ndarray) -> np.ndarray:
+        return (near & (((where - predicted[:, None, :]) ** 2).sum(axis=2) <= RANSAC_PX * RANSAC_PX)).any(axis=1)
+
+    # ... and none where the first puts them: a repeated pattern (a railing, tiles) matches both ways.
+    moved = np.flatnonzero(fits(then) & ~fits(first) & apart)
+    if len(moved) < MIN_MOVED:
+        return len(moved)
+    # A repeated pattern whose copy lost the true match still repeats in a itself: the shift from the first
+    # model to the second, taken within a, puts each such keypoint onto a look-alike of its own. A part that
+    # moved between two moments is there once.
+    within = np.vstack([_invert(transform), [0, 0, 1]]) @ np.vstack([second, [0, 0, 1]])
+    shifted = a.points[moved] @ within[:2, :2].T.astype(np.float32) + within[:2, 2].astype(np.float32)
+    d_self, n_self = cv2.batchDistance(
+        a.descriptors[moved], a.descriptors, cv2.CV_32S, normType=cv2.NORM_HAMMING, K=GUIDE_K
+    )
+    others = (n_self >= 0) & (n_self != moved[:, None]) & (d_self <= GUIDE_HAMMING)
+    at = a.points[np.where(n_self >= 0, n_self, 0)]
+    repeats = (others & (((at - shifted[:, None, :]) ** 2).sum(axis=2) <= (2 * RANSAC_PX) ** 2)).any(axis=1)
+    return int((~repeats).sum())
 
 
 def _detail_correlation(
