@@ -316,7 +316,9 @@ def hard_items(data: Path, out: Path, count: int) -> list[Item]:
     Each source photo gets one copy of every kind in photoembed.bench.dedup_kinds; its frames (pads,
     phone UI, framed print, patterned border) are the same for every photo, so pairs of *different* photos
     in one frame are the hard negatives (they count as false pairs). Misty groups use other photos than
-    the rest (a misty edit of a photo would be a same-photo pair with it).
+    the rest (a misty edit of a photo would be a same-photo pair with it). Each plain source also gets
+    other moments of its scene (dk.OTHER_MOMENT_KINDS, a part moved, no capture time), photos of their own:
+    a pair of one with its original is a false pair too.
     """
     from PIL import ImageOps
 
@@ -355,6 +357,12 @@ def hard_items(data: Path, out: Path, count: int) -> list[Item]:
             else:
                 image.save(path, quality=90)
             items.append(Item(path, group, kind))
+        if src in plain:
+            # Other moments of the scene, each a photo of its own: a pair with the original is a false pair.
+            for name, make in dk.OTHER_MOMENT_KINDS:
+                path = out / f"hard-{k:02d}-{name.split(': ')[1].replace(' ', '_')}.jpg"
+                make(base).save(path, quality=90)
+                items.append(Item(path, f"{group}:{name}", name))
     return items
 
 
@@ -528,7 +536,8 @@ def cmd_bench_dedup_eval(args: argparse.Namespace, library_factory: Callable[[],
             decoded_items = [i for i in items if i.path in images]  # undecodable files (corrupt) are no photos
             settings = Settings(model=encoder.name) if encoder is not None else Settings()
             service = DedupService(catalog=catalog, settings=settings, trash=SystemTrash())
-            kinds = sorted({i.kind for i in items if i.kind != "original" and "distractor" not in i.kind})
+            kinds = sorted({i.kind for i in items if i.kind != "original" and "distractor" not in i.kind
+                            and not i.kind.startswith("another moment")})
             print(f"\n== {set_name}: {len(images)} photos decoded ({ingest_s:.1f} s) ==")
             if set_name.startswith("neardup"):
                 print(NEARDUP_NOTES)

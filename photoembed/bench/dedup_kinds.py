@@ -167,6 +167,16 @@ def resize(image: Image.Image, factor: float = 0.5) -> Image.Image:
     )
 
 
+def moved_part(image: Image.Image, box: tuple[float, float, float, float], shift: float) -> Image.Image:
+    """Another moment of the same scene: the part in ``box`` (shares of the sides) moved right by ``shift``
+    of the width, the rest unchanged (a burst frame where someone moved, with no capture time to tell)."""
+    w, h = image.size
+    x0, y0, x1, y1 = int(box[0] * w), int(box[1] * h), int(box[2] * w), int(box[3] * h)
+    out = image.copy()
+    out.paste(image.crop((x0, y0, x1, y1)), (x0 + int(shift * w), y0))
+    return out
+
+
 #: (kind, transform) of the copies that are the same photo; the eval's recall columns.
 SAME_PHOTO_KINDS: tuple[tuple[str, Transform], ...] = (
     ("crop 25% centre", crop_centre),
@@ -192,4 +202,9 @@ MISTY_KINDS: tuple[tuple[str, Transform], ...] = (
     ("misty brightness +10%", brighten),
     ("misty crop 10%", lambda im: crop_corner(im, 0.1)),
     ("misty padded square", pad_square),
+)
+#: Other moments of a photo (hard negatives: never the same photo as it, nor as its copies).
+OTHER_MOMENT_KINDS: tuple[tuple[str, Transform], ...] = (
+    ("another moment: a fifth moved", lambda im: moved_part(im, (0.3, 0.25, 0.7, 0.75), 0.1)),
+    ("another moment: a twentieth moved", lambda im: moved_part(im, (0.4, 0.4, 0.6, 0.65), 0.06)),
 )
