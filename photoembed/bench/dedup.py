@@ -362,7 +362,7 @@ def hard_items(data: Path, out: Path, count: int) -> list[Item]:
             for name, make in dk.OTHER_MOMENT_KINDS:
                 path = out / f"hard-{k:02d}-{name.split(': ')[1].replace(' ', '_')}.jpg"
                 make(base).save(path, quality=90)
-                items.append(Item(path, f"{group}:{name}", name))
+                items.append(Item(path, f"{group}/{name}", name))
     return items
 
 
@@ -494,6 +494,15 @@ def _table(
             emit(f"{'':<4}{kind:<32} recall {cell} ({n_pairs} pairs)")
     else:
         emit(f"{name:<36} {precision:9.3f} {recall:6.3f} {len(false):4d}  " + " ".join(f"{c:>9}" for c in cells))
+    moments = [i for i in present if i.kind.startswith("another moment")]
+    for kind in sorted({i.kind for i in moments}):
+        # Taken for the same photo as the scene it is another moment of (with any of that photo's copies).
+        of_kind = [i for i in moments if i.kind == kind]
+        merged = sum(
+            any(frozenset((i.path, other.path)) in predicted for other in groups.get(i.group.rsplit("/", 1)[0], []))
+            for i in of_kind
+        )
+        emit(f"{'':<4}{kind:<32} taken for the same photo: {merged} of {len(of_kind)}")
     if fp_kinds:
         worst = sorted(fp_kinds.items(), key=lambda kv: -kv[1])[:4]
         emit(" " * 38 + "false pairs: " + "; ".join(f"{k} ×{v}" for k, v in worst))
