@@ -207,6 +207,12 @@ class DedupService:
                     members=photos,
                     thumbs=(thumbs.get(keeper_photo.id), thumbs.get(photo.id)),
                 )
+                keep, reason = decision.keep[k], decision.reasons[k]
+                if not keep and label == "re-encoded" and _maybe_another_frame(keeper_photo, photo):
+                    keep, reason = True, (
+                        f"kept for review: as large as {keeper_photo.path.name} and neither says when it was "
+                        "taken, so it may be another frame of a burst"
+                    )
                 entries.append(
                     ClusterPhoto(
                         photo_id=photo.id,
@@ -214,8 +220,8 @@ class DedupService:
                         size=photo.size,
                         mtime_ns=photo.mtime_ns,
                         content_hash=photo.content_hash,
-                        keep=decision.keep[k],
-                        reason=decision.reasons[k],
+                        keep=keep,
+                        reason=reason,
                         match=relation,
                         score=round(float(score), 4),
                         protected=flags[k],
@@ -935,3 +941,13 @@ def _drain(gen: Generator[DedupProgress, None, _T]) -> _T:
         except StopIteration as stop:
             result: _T = stop.value
             return result
+
+
+def _maybe_another_frame(keeper_photo: Photo, photo: Photo) -> bool:
+    """A "re-encoded" copy (as large as the keeper, same format) that could be another frame of a burst.
+
+    Neither file records a capture time, so nothing tells a re-save from a second exposure in which a small
+    part moved (the pixel tests cannot see a twentieth of the frame move: README, Duplicates). It is listed
+    with its cluster, never suggested for the trash: the user chooses.
+    """
+    return not keeper_photo.info.taken_from_exif and not photo.info.taken_from_exif
