@@ -8,7 +8,7 @@ wrongly taken for "unlinked". Seeds are taken best-connected first, so the large
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -83,6 +83,7 @@ def star_clusters(
     rank: np.ndarray,
     max_size: int = 500,
     apart: Callable[[int, int], bool] | None = None,
+    unverified: Sequence[tuple[int, int]] = (),
 ) -> list[list[int]]:
     """Clusters per photo: a centre (the likely original) and every node confirmed with the centre itself.
 
@@ -98,6 +99,10 @@ def star_clusters(
 
     ``apart(x, y)`` names nodes that never share a cluster, whatever links them (two exposures of a burst,
     both matched by one copy that lost its EXIF): a node apart from a member already placed stays out.
+
+    ``unverified``: candidate pairs left unchecked (neither an edge nor a miss). A left-over node about to
+    join a cluster has its unverified pairs into other clusters checked first, with ``link``: it must not
+    reach two (see _attach_leftovers).
 
     Returns lists of node indices, centre first; each node in at most one cluster.
     """
@@ -146,7 +151,7 @@ def star_clusters(
         if len(members) >= 2:
             assigned[members] = True
             clusters.append(members)
-    _attach_leftovers(clusters, assigned, b, starts, fits)
+    _attach_leftovers(clusters, assigned, b, starts, fits, unverified, link)
     return clusters
 
 
@@ -156,6 +161,8 @@ def _attach_leftovers(
     b: np.ndarray,
     starts: np.ndarray,
     fits: Callable[[int, list[int]], bool],
+    unverified: Sequence[tuple[int, int]] = (),
+    link: Callable[[int, int], bool] | None = None,
 ) -> None:
     """A node left out of every star but confirmed with members of exactly one cluster joins that cluster.
 
@@ -163,17 +170,30 @@ def _attach_leftovers(
     can be it, and a 25 % crop, which matches the original, may not match the print. Such a node is left
     alone by the stars; here it joins the cluster its confirmed pairs point to. Only single nodes join, and
     only through members the stars placed (not through another node joined here), and never a node whose
-    confirmed pairs reach into two clusters: no cluster grows into another, no chain forms.
+    confirmed pairs reach into two clusters: no cluster grows into another, no chain forms. A candidate pair
+    left unverified into another cluster is checked (``link``) before a node joins: if it is confirmed, the
+    node reaches two clusters (no ``link``: it counts as reaching, the cautious answer).
     """
     cluster_of = np.full(len(assigned), -1, dtype=np.int64)
     for k, members in enumerate(clusters):
         cluster_of[members] = k
+    maybe: dict[int, set[int]] = {}
+    for x, y in unverified:
+        maybe.setdefault(x, set()).add(y)
+        maybe.setdefault(y, set()).add(x)
     joining: list[tuple[int, int]] = []
     for node in np.flatnonzero(~assigned & (np.diff(starts) > 0)).tolist():
         reached = {int(c) for c in cluster_of[b[starts[node] : starts[node + 1]]].tolist()}
         reached.discard(-1)
+        if len(reached) != 1:
+            continue
+        k = next(iter(reached))
+        for y in sorted(maybe.get(node, ())):
+            if cluster_of[y] not in (-1, k) and (link is None or link(node, y)):
+                reached.add(int(cluster_of[y]))
+                break
         if len(reached) == 1:
-            joining.append((node, reached.pop()))
+            joining.append((node, k))
     for node, k in joining:
         if fits(node, clusters[k]):
             clusters[k].append(node)

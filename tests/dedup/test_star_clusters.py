@@ -87,3 +87,24 @@ def test_a_misty_photo_is_hashed_after_a_contrast_stretch() -> None:
     assert flat is not None
     assert not flat.normalised
     assert flat.quality < LOW_QUALITY
+
+
+def test_a_left_out_copy_has_its_unverified_pairs_checked_before_it_joins() -> None:
+    # Two photos' families (0: 1, 2, 3; 4: 5, 6, 7); 8 matches 1, and its pair with 5 was left unverified.
+    pairs = [(0, 1), (0, 2), (0, 3), (4, 5), (4, 6), (4, 7), (1, 8)]
+    i, j, s = _edges(pairs)
+    asked: list[tuple[int, int]] = []
+
+    def link(a: int, b: int, answer: bool) -> bool:
+        asked.append((a, b))
+        return answer
+
+    # Confirmed when asked: 8 reaches two clusters, it joins neither (as if the pair had been an edge).
+    clusters = star_clusters(9, i, j, s, link=lambda a, b: link(a, b, True), rank=np.zeros(9), unverified=[(5, 8)])
+    assert sorted(sorted(c) for c in clusters) == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    assert asked == [(8, 5)]
+    # Turned down: 8 joins the one cluster it matches.
+    asked.clear()
+    clusters = star_clusters(9, i, j, s, link=lambda a, b: link(a, b, False), rank=np.zeros(9), unverified=[(5, 8)])
+    assert sorted(sorted(c) for c in clusters) == [[0, 1, 2, 3, 8], [4, 5, 6, 7]]
+    assert asked == [(8, 5)]
