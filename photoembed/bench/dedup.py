@@ -61,6 +61,8 @@ def register_bench(bench_subparsers: Any) -> None:
     ev.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder (default ../shared/data)")
     ev.add_argument("--bases", type=int, default=13, help="photos-large photos to make variants of (default all)")
     ev.add_argument("--hard", type=int, default=20, help="real photos given the hard kinds (default 20; as many misty)")
+    ev.add_argument("--no-moments", action="store_true",
+                    help="leave out the hard set's other moments of each photo (the issue's set, for its timing)")
     ev.set_defaults(handler=cmd_bench_dedup_eval)
 
 
@@ -310,7 +312,7 @@ def _hard_sources(data: Path, count: int) -> list[Path]:
     return (large + flickr)[:count]
 
 
-def hard_items(data: Path, out: Path, count: int) -> list[Item]:
+def hard_items(data: Path, out: Path, count: int, *, moments: bool = True) -> list[Item]:
     """The issue's hard kinds (crops 25 %, rotations, overlays, pads, screenshots, frames, misty photos).
 
     Each source photo gets one copy of every kind in photoembed.bench.dedup_kinds; its frames (pads,
@@ -357,7 +359,7 @@ def hard_items(data: Path, out: Path, count: int) -> list[Item]:
             else:
                 image.save(path, quality=90)
             items.append(Item(path, group, kind))
-        if src in plain:
+        if src in plain and moments:
             # Other moments of the scene, each a photo of its own: a pair with the original is a false pair.
             for name, make in dk.OTHER_MOMENT_KINDS:
                 path = out / f"hard-{k:02d}-{name.split(': ')[1].replace(' ', '_')}.jpg"
@@ -529,7 +531,7 @@ def cmd_bench_dedup_eval(args: argparse.Namespace, library_factory: Callable[[],
             "photos-large variants": variant_items(data, work / "variants", args.bases)
             if (data / "photos-large").is_dir()
             else [],
-            "hard kinds and shared frames": hard_items(data, work / "variants", args.hard)
+            "hard kinds and shared frames": hard_items(data, work / "variants", args.hard, moments=not args.no_moments)
             if (data / "photos-large").is_dir()
             else [],
         }
