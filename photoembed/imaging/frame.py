@@ -48,16 +48,18 @@ def content_box(grey: np.ndarray) -> tuple[int, int, int, int]:
     Judged on a copy of :data:`WORK_SIDE` px (long side, area-averaged), so that one photo decoded at two
     sizes (grain averaged differently) gets the same box.
     """
-    full = np.asarray(grey, dtype=np.float32)
-    fh, fw = full.shape
+    grey = np.asarray(grey)
+    fh, fw = grey.shape
     if fh < 8 or fw < 8:
         return 0, fh, 0, fw
     scale = min(1.0, WORK_SIDE / max(fh, fw))
     if scale < 1.0:
         size = (max(8, round(fw * scale)), max(8, round(fh * scale)))
-        small = np.asarray(Image.fromarray(full.astype(np.uint8)).resize(size, Image.Resampling.BOX), np.float32)
+        # A uint8 image (the fingerprint's) is reduced as it is; anything else as its uint8 cast, as before.
+        levels = grey if grey.dtype == np.uint8 else grey.astype(np.float32).astype(np.uint8)
+        small = np.asarray(Image.fromarray(levels).resize(size, Image.Resampling.BOX), np.float32)
     else:
-        small = full
+        small = grey.astype(np.float32)
     top, bottom, left, right = _box(small)
     sh, sw = small.shape
     return round(top * fh / sh), round(bottom * fh / sh), round(left * fw / sw), round(right * fw / sw)
